@@ -107,9 +107,17 @@ class Oracle:
         self.batch_size = batch_size if problem.stochastic else None
         z = torch.zeros(self.R, dtype=torch.int64, device=dev)
         self.counts = Counts(z.clone(), z.clone(), z.clone(), z.clone())
+        # The harness sets this to the runs still going; frozen runs are computed but not counted.
+        self.active: Tensor | None = None
+        # Norm of the last raw (untransformed) gradient per run, for plateau statistics.
+        self.last_grad_norm: Tensor | None = None
 
     # -- bookkeeping ---------------------------------------------------------------------------
     def _count(self, field: str, active: Tensor | None) -> None:
+        if active is None:
+            active = self.active
+        elif self.active is not None:
+            active = active & self.active
         c = getattr(self.counts, field)
         c += 1 if active is None else active.to(torch.int64)
 
@@ -162,6 +170,7 @@ class Oracle:
                 f = self._loss(xr)
                 (g,) = torch.autograd.grad(f.sum(), xr)
             f = f.detach()
+        self.last_grad_norm = torch.linalg.vector_norm(g, dim=-1)
         g = self._transform(g)
         self._count("ng", active)
         return f, g

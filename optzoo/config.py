@@ -1,0 +1,358 @@
+"""Suites: TOML files -> validated, plain :class:`Suite` objects.
+
+A suite file looks like this (every key but ``problems`` and ``optimizers`` has a default)::
+
+    [suite]
+    name = "quick"
+    steps = 300            # step budget per run
+    evals = 0              # gradient-evaluation budget per run (0: none)
+    starts = 4             # random starts drawn from each problem's box, besides its x0
+    seeds = 1              # seeds per (hyperparameters, start): mini-batches, gradient noise
+    seed = 0               # base seed for starts and seeds
+    dtype = "float64"
+    device = "cpu"
+
+    [options]
+    clip_norm = 10.0       # or clip_value = 1.0
+    noise_std = 0.0
+    schedule = { kind = "exponential", gamma = 0.999 }
+    plateau_grad = 1e-6    # |g| below this counts as a plateau step
+    grad_tol = 0.0         # stop a run once its |g| falls below this ("stalled"); 0: never
+    batch_size = 32        # mini-batch size on problems that have mini-batches
+
+    [[problems]]
+    name = "rosenbrock"
+    params = { dim = 2 }
+
+    [[optimizers]]
+    name = "adam"
+    lr = { log = [1e-4, 1.0, 9] }   # 9 log-spaced values; a list also makes a grid
+    betas = [0.9, 0.999]
+
+A hyperparameter given as a list (or a ``log`` grid) makes a grid; the optimizer's default lr is
+always added to its lr grid so "default hyperparameters" is one of the tuning modes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from optzoo.errors import ConfigError
+
+SCHEDULES = {
+    "constant": (),
+    "piecewise": ("milestones", "gamma"),
+    "inverse_time": ("decay",),
+    "exponential": ("gamma",),
+    "cosine": ("eta_min",),
+}
+DTYPES = ("float32", "float64")
+DEVICES = ("cpu", "cuda")
+SUITE_KEYS = {"name", "steps", "evals", "starts", "seeds", "seed", "dtype", "device", "paths"}
+OPTION_KEYS = {
+    "clip_norm", "clip_value", "noise_std", "schedule", "plateau_grad", "batch_size", "grad_tol"
+}
+TOP_KEYS = {"suite", "options", "problems", "optimizers"}
+# Tuple-valued hyperparameters: a list of this length is one value, not a grid.
+TUPLE_HPS = {"betas": 2}
+
+
+@dataclass(frozen=True)
+class ProblemSpec:
+    name: str
+    params: dict = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        if not self.params:
+            return self.name
+        inner = ",".join(f"{k}={self.params[k]}" for k in sorted(self.params))
+        return f"{self.name}[{inner}]"
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    name: str
+    hp: dict = field(default_factory=dict)  # name -> list of values (a grid axis each)
+
+    @property
+    def key(self) -> str:
+        return self.name
+
+    def grid(self) -> list[dict]:
+        """Every combination of the hyperparameter lists, in a fixed order."""
+        keys = sorted(self.hp)
+        return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*(self.hp[k] for k in keys))]
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    problems: tuple[ProblemSpec, ...]
+    optimizers: tuple[OptimizerSpec, ...]
+    steps: int = 1000
+    evals: int = 0
+    starts: int = 8
+    seeds: int = 1
+    seed: int = 0
+    dtype: str = "float64"
+    device: str = "cpu"
+    paths: int = 1  # full trajectories are kept for the runs of the first `paths` starts (2-D)
+    clip_norm: float | None = None
+    clip_value: float | None = None
+    noise_std: float = 0.0
+    schedule: dict = field(default_factory=lambda: {"kind": "constant"})
+    plateau_grad: float = 1e-6
+    batch_size: int | None = None
+    grad_tol: float = 0.0  # a run whose raw |g| falls below this stops ("stalled"); 0: never
+
+    def to_dict(self) -> dict:
+        return json.loads(json.dumps(asdict(self)))
+
+    def digest(self) -> str:
+        """A hash of everything that changes results (not the name)."""
+        d = self.to_dict()
+        d.pop("name")
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+    def lr_factor(self, t: int) -> float:
+        """The learning-rate schedule's multiplier at step t (0-based)."""
+        s = self.schedule
+        kind = s["kind"]
+        if kind == "constant":
+            return 1.0
+        if kind == "piecewise":
+            return float(s.get("gamma", 0.1)) ** sum(t >= m for m in s.get("milestones", []))
+        if kind == "inverse_time":
+            return 1.0 / (1.0 + float(s.get("decay", 1e-3)) * t)
+        if kind == "exponential":
+            return float(s.get("gamma", 0.999)) ** t
+        if kind == "cosine":
+            lo = float(s.get("eta_min", 0.0))
+            return lo + (1 - lo) * 0.5 * (1 + math.cos(math.pi * min(t, self.steps) / self.steps))
+        raise AssertionError(kind)
+
+    def replace(self, **changes: Any) -> Suite:
+        d = {**self.__dict__, **changes}
+        return Suite(**d)
+
+
+# -- validation helpers ----------------------------------------------------------------------
+def _int(where: str, v: Any, lo: int = 0) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ConfigError(f"{where} must be a whole number >= {lo}, got {v!r}")
+    if v < lo:
+        raise ConfigError(f"{where} must be a whole number >= {lo}, got {v!r}")
+    return v
+
+
+def _num(where: str, v: Any, lo: float | None = None, allow_none: bool = False) -> float | None:
+    if v is None and allow_none:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        raise ConfigError(f"{where} must be a finite number, got {v!r}")
+    if lo is not None and v < lo:
+        raise ConfigError(f"{where} must be >= {lo}, got {v!r}")
+    return float(v)
+
+
+def _check_keys(where: str, d: dict, allowed: set[str]) -> None:
+    unknown = sorted(set(d) - allowed)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}")
+
+
+def _hp_axis(opt: str, key: str, v: Any) -> list:
+    """One hyperparameter's values as a grid axis."""
+    where = f"optimizers.{opt}.{key}"
+    if isinstance(v, dict):
+        if set(v) != {"log"}:
+            raise ConfigError(f"{where}: a grid table takes one key, log = [lo, hi, n]")
+        spec = v["log"]
+        if (
+            not isinstance(spec, list)
+            or len(spec) != 3
+            or not all(isinstance(a, int | float) and not isinstance(a, bool) for a in spec)
+            or not (0 < spec[0] < spec[1])
+            or not isinstance(spec[2], int)
+            or spec[2] < 2
+        ):
+            raise ConfigError(f"{where}: log = [lo, hi, n] needs 0 < lo < hi and a whole n >= 2, got {spec!r}")
+        lo, hi, n = math.log10(spec[0]), math.log10(spec[1]), spec[2]
+        return [float(f"{10 ** (lo + (hi - lo) * i / (n - 1)):.6g}") for i in range(n)]
+    if key in TUPLE_HPS and isinstance(v, list) and v and not isinstance(v[0], list):
+        return [tuple(v)]
+    if key in TUPLE_HPS and isinstance(v, list):
+        return [tuple(b) for b in v]
+    if isinstance(v, list):
+        if not v:
+            raise ConfigError(f"{where}: an empty list gives no values to run")
+        return list(v)
+    return [v]
+
+
+def _validate_optimizer(name: str, hp: dict) -> None:
+    """Construct the optimizer at every grid point so a bad value is refused before anything runs."""
+    from optzoo import optimizers
+
+    cls = optimizers.get_class(name)
+    for combo in OptimizerSpec(name, hp).grid():
+        cls(**combo)
+
+
+def _validate_problem(spec: ProblemSpec) -> None:
+    from optzoo import problems
+
+    problems.get(spec.name, **spec.params)
+
+
+def parse(data: dict, default_name: str = "suite") -> Suite:
+    """Validate a suite given as plain data (a parsed TOML file)."""
+    if not isinstance(data, dict):
+        raise ConfigError("a suite must be a table")
+    _check_keys("suite file", data, TOP_KEYS)
+    head = data.get("suite", {})
+    opts = data.get("options", {})
+    for where, d in (("[suite]", head), ("[options]", opts)):
+        if not isinstance(d, dict):
+            raise ConfigError(f"{where} must be a table")
+    _check_keys("[suite]", head, SUITE_KEYS)
+    _check_keys("[options]", opts, OPTION_KEYS)
+
+    name = head.get("name", default_name)
+    if not isinstance(name, str) or not name or "/" in name:
+        raise ConfigError(f"suite.name must be a non-empty string without '/', got {name!r}")
+    kw: dict[str, Any] = {"name": name}
+    if "steps" in head:
+        kw["steps"] = _int("suite.steps", head["steps"], 1)
+    if "evals" in head:
+        kw["evals"] = _int("suite.evals", head["evals"], 0)
+    for key, lo in (("starts", 0), ("seeds", 1), ("seed", 0), ("paths", 0)):
+        if key in head:
+            kw[key] = _int(f"suite.{key}", head[key], lo)
+    if "dtype" in head:
+        if head["dtype"] not in DTYPES:
+            raise ConfigError(f"suite.dtype: unknown {head['dtype']!r}; allowed: {', '.join(DTYPES)}")
+        kw["dtype"] = head["dtype"]
+    if "device" in head:
+        if head["device"] not in DEVICES:
+            raise ConfigError(f"suite.device: unknown {head['device']!r}; allowed: {', '.join(DEVICES)}")
+        kw["device"] = head["device"]
+
+    if "clip_norm" in opts:
+        kw["clip_norm"] = _num("options.clip_norm", opts["clip_norm"], lo=0.0)
+    if "clip_value" in opts:
+        kw["clip_value"] = _num("options.clip_value", opts["clip_value"], lo=0.0)
+    if "noise_std" in opts:
+        kw["noise_std"] = _num("options.noise_std", opts["noise_std"], lo=0.0)
+    if "plateau_grad" in opts:
+        kw["plateau_grad"] = _num("options.plateau_grad", opts["plateau_grad"], lo=0.0)
+    if "grad_tol" in opts:
+        kw["grad_tol"] = _num("options.grad_tol", opts["grad_tol"], lo=0.0)
+    if "batch_size" in opts:
+        kw["batch_size"] = _int("options.batch_size", opts["batch_size"], 1)
+    if "schedule" in opts:
+        kw["schedule"] = _schedule(opts["schedule"])
+
+    probs = data.get("problems")
+    if not isinstance(probs, list) or not probs:
+        raise ConfigError("the suite needs a non-empty [[problems]] list")
+    pspecs = []
+    for i, p in enumerate(probs):
+        if not isinstance(p, dict) or not isinstance(p.get("name"), str):
+            raise ConfigError(f"problems[{i}] needs a name (a string)")
+        _check_keys(f"problems[{i}]", p, {"name", "params"})
+        params = p.get("params", {})
+        if not isinstance(params, dict):
+            raise ConfigError(f"problems[{i}].params must be a table")
+        spec = ProblemSpec(p["name"], dict(params))
+        _validate_problem(spec)
+        pspecs.append(spec)
+    keys = [s.key for s in pspecs]
+    if len(set(keys)) != len(keys):
+        raise ConfigError(f"a problem is listed twice: {sorted(k for k in keys if keys.count(k) > 1)[0]}")
+
+    opts_list = data.get("optimizers")
+    if not isinstance(opts_list, list) or not opts_list:
+        raise ConfigError("the suite needs a non-empty [[optimizers]] list")
+    ospecs = []
+    for i, o in enumerate(opts_list):
+        if not isinstance(o, dict) or not isinstance(o.get("name"), str):
+            raise ConfigError(f"optimizers[{i}] needs a name (a string)")
+        ospecs.append(optimizer_spec(o["name"], {k: v for k, v in o.items() if k != "name"}))
+    onames = [s.name for s in ospecs]
+    if len(set(onames)) != len(onames):
+        raise ConfigError(f"an optimizer is listed twice: {sorted(n for n in onames if onames.count(n) > 1)[0]}")
+    return Suite(problems=tuple(pspecs), optimizers=tuple(ospecs), **kw)
+
+
+def optimizer_spec(name: str, raw: dict) -> OptimizerSpec:
+    """An optimizer with grid axes; the default lr joins the lr grid. Validated."""
+    from optzoo import optimizers
+
+    cls = optimizers.get_class(name)
+    hp = {k: _hp_axis(name, k, v) for k, v in raw.items()}
+    if "lr" in cls.defaults:
+        lrs = hp.get("lr", [])
+        default_lr = cls.defaults["lr"]
+        if default_lr not in lrs:
+            lrs = [*lrs, default_lr]
+        hp["lr"] = sorted(set(lrs))
+    try:
+        _validate_optimizer(name, hp)
+    except ConfigError as e:
+        raise ConfigError(f"optimizers.{name}: {e}") from None
+    except TypeError as e:
+        raise ConfigError(f"optimizers.{name}: a hyperparameter has the wrong type ({e})") from None
+    return OptimizerSpec(name, hp)
+
+
+def _schedule(s: Any) -> dict:
+    if isinstance(s, str):
+        s = {"kind": s}
+    if not isinstance(s, dict) or s.get("kind") not in SCHEDULES:
+        got = s.get("kind") if isinstance(s, dict) else s
+        raise ConfigError(f"options.schedule: unknown kind {got!r}; allowed: {', '.join(SCHEDULES)}")
+    _check_keys(f"options.schedule ({s['kind']})", s, {"kind", *SCHEDULES[s["kind"]]})
+    for k, v in s.items():
+        if k == "kind":
+            continue
+        if k == "milestones":
+            if not isinstance(v, list) or not all(isinstance(m, int) and m > 0 for m in v):
+                raise ConfigError("options.schedule.milestones must be a list of whole steps > 0")
+        else:
+            _num(f"options.schedule.{k}", v, lo=0.0)
+    return dict(s)
+
+
+def load(path: str | Path) -> Suite:
+    """Read and validate a suite file. Any problem raises ConfigError naming the file."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    try:
+        data = tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{p}: malformed TOML: {e}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not a text file") from None
+    try:
+        return parse(data, default_name=p.stem)
+    except ConfigError as e:
+        raise ConfigError(f"{p}: {e}") from None
+
+
+def configs_dir() -> Path:
+    """The suites that ship with optzoo (configs/ beside the package)."""
+    here = Path(__file__).resolve().parent
+    for cand in (here.parent / "configs", here / "configs"):
+        if cand.is_dir():
+            return cand
+    raise ConfigError("the shipped configs/ directory is missing")
