@@ -29,7 +29,6 @@ from torch import Tensor
 from optzoo import config as config_mod
 from optzoo.config import OptimizerSpec, ProblemSpec, Suite
 from optzoo.errors import ConfigError
-from optzoo.optimizers.base import where_state
 from optzoo.problems.base import Problem
 from optzoo.problems.oracle import Oracle
 from optzoo.store import Store, cell_name
@@ -65,6 +64,8 @@ RUN_COLUMNS = {
     "grad_norm_final": "raw |g| at the last gradient evaluation",
     "escape_step": "first step that left the first known saddle (escape rule), -1 if never",
     "endpoint": "where the run ended: minimum, saddle, maximum, degenerate, plateau, diverged, budget",
+    "min_ratio": "share of positive Hessian eigenvalues at x_final (NaN: unknown)",
+    "n_neg": "number of negative Hessian eigenvalues at x_final (-1: unknown)",
 }
 
 
@@ -199,6 +200,8 @@ def run_cell(
             "grad_norm_final": recs["grad_norm_final"],
             "escape_step": recs["escape_step"],
             "endpoint": recs["endpoint"],
+            "min_ratio": recs["min_ratio"],
+            "n_neg": recs["n_neg"],
         }
     )
     runs["x_final"] = runs["x_final"].map(lambda a: [float(v) for v in a])
@@ -234,8 +237,54 @@ def _same_value(a: Any, b: Any) -> bool:
     return a == b
 
 
+class _Targets:
+    """First hits of the target ladder, in O(R) work per step.
+
+    A run's level is how many ladder targets its best f has reached. Each observed iterate adds
+    one to a per-run histogram at its level, and the evaluations its step spent to a second one.
+    Because the level never falls, the iterates before target i was first reached are exactly
+    those counted at levels <= i: a cumulative sum at the end gives the step and the cost of every
+    first hit, without an (R, 51) comparison at every step.
+    """
+
+    def __init__(self, R: int, f_star: float | None, device) -> None:
+        self.f_star = f_star
+        self.asc = torch.tensor(LADDER[::-1].copy(), dtype=torch.float64, device=device)
+        n = len(LADDER)
+        self.level = torch.zeros(R, dtype=torch.int64, device=device)
+        self.h_steps = torch.zeros(R, n + 1, dtype=torch.int64, device=device)
+        self.h_evals = torch.zeros(R, n + 1, dtype=torch.int64, device=device)
+
+    def observe(self, f64: Tensor, cost: Tensor, mask: Tensor) -> None:
+        if self.f_star is None:
+            return
+        gap = (f64 - self.f_star).nan_to_num(nan=float("inf")).contiguous()
+        reached = len(LADDER) - torch.searchsorted(self.asc, gap, side="left")
+        self.level = torch.where(mask, torch.maximum(self.level, reached), self.level)
+        m = mask.to(torch.int64)
+        self.h_steps.scatter_add_(1, self.level[:, None], m[:, None])
+        self.h_evals.scatter_add_(1, self.level[:, None], (cost * m)[:, None])
+
+    def first_hits(self, final_step: Tensor, final_measured: Tensor) -> tuple[Tensor, Tensor]:
+        """steps_to, evals_to ``(R, 51)``, -1 where never reached.
+
+        An iterate observed inside the loop was known once its step's first evaluation was spent
+        (+1); the last iterate, measured after the budget, costs nothing more.
+        """
+        n = len(LADDER)
+        hit = self.level[:, None] > torch.arange(n, device=self.level.device)[None, :]
+        steps_to = torch.where(hit, self.h_steps[:, :n].cumsum(1), -1)
+        at_end = final_measured[:, None] & (steps_to == final_step[:, None])
+        evals_to = torch.where(hit, self.h_evals[:, :n].cumsum(1) + (~at_end).to(torch.int64), -1)
+        return steps_to, evals_to
+
+
 def _run_batch(suite, problem, cls, combos, rows, idx, starts, dtype, device, on_step):
-    """Advance one flag group of a cell's runs together; return per-run numpy records."""
+    """Advance one flag group of a cell's runs together; return per-run numpy records.
+
+    Frozen runs keep computing (a batch is one tensor program) but their iterate is held by a
+    mask and the oracle does not count them; their optimizer state is never read again.
+    """
     R = len(idx)
     sel = [rows[i] for i in idx]
     hp = _batched_hp([combos[h] for h, _, _ in sel], cls.flags, dtype)
@@ -255,119 +304,107 @@ def _run_batch(suite, problem, cls, combos, rows, idx, starts, dtype, device, on
         device=device,
     )
     state = opt.init(x)
-    f_star = problem.f_star
-    ladder = torch.tensor(LADDER, dtype=torch.float64, device=device)
-    ints = {"dtype": torch.int64, "device": device}
-    steps_to = torch.full((R, len(LADDER)), -1, **ints)
-    evals_to = torch.full((R, len(LADDER)), -1, **ints)
+    f64_kw = {"dtype": torch.float64, "device": device}
+    i64_kw = {"dtype": torch.int64, "device": device}
+    targets = _Targets(R, problem.f_star, device)
     active = torch.ones(R, dtype=torch.bool, device=device)
     solved = torch.zeros_like(active)
     diverged = torch.zeros_like(active)
     stalled = torch.zeros_like(active)
-    steps_taken = torch.zeros(R, **ints)
-    f_best = torch.full((R,), float("inf"), dtype=torch.float64, device=device)
-    path_length = torch.zeros(R, dtype=torch.float64, device=device)
-    max_step = torch.zeros_like(path_length)
-    flat_steps = torch.zeros(R, **ints)
-    grad_norm = torch.full((R,), float("nan"), dtype=torch.float64, device=device)
-    escape_step = torch.full((R,), -1, **ints)
-    saddle = (
-        torch.tensor(problem.saddles[0], dtype=dtype, device=device) if problem.saddles else None
-    )
+    steps_taken = torch.zeros(R, **i64_kw)
+    f_best = torch.full((R,), float("inf"), **f64_kw)
+    path_length = torch.zeros(R, **f64_kw)
+    max_step = torch.zeros(R, **f64_kw)
+    flat_steps = torch.zeros(R, **i64_kw)
+    grad_norm = torch.full((R,), float("nan"), **f64_kw)
+    escape_step = torch.full((R,), -1, **i64_kw)
+    saddle = torch.tensor(problem.saddles[0], dtype=dtype, device=device) if problem.saddles else None
     f_saddle = problem.f_saddle() if saddle is not None else None
 
     tsteps = trace_steps(suite.steps)
     tpos = {t: i for i, t in enumerate(tsteps)}
-    trace_f = torch.full((len(tsteps), R), float("nan"), dtype=torch.float64, device=device)
-    trace_e = torch.zeros((len(tsteps), R), **ints)
-    path_runs = [j for j, (_, s, e) in enumerate(sel) if s < suite.paths and e == 0] if problem.dim == 2 else []
-    path_buf = (
-        torch.full((suite.steps + 1, len(path_runs), 3), float("nan"), dtype=torch.float64, device=device)
-        if path_runs
-        else None
-    )
-    path_idx = torch.tensor(path_runs, dtype=torch.int64, device=device)
+    trace_f = torch.full((len(tsteps), R), float("nan"), **f64_kw)
+    trace_e = torch.zeros((len(tsteps), R), **i64_kw)
+    path_runs = [j for j, (_, s, e) in enumerate(sel) if s < suite.paths and e == 0]
+    if problem.dim != 2:
+        path_runs = []
+    path_idx = torch.tensor(path_runs, **i64_kw)
+    path_buf = torch.full((suite.steps + 1, len(path_runs), 3), float("nan"), **f64_kw) if path_runs else None
 
-    def observe(t: int, xt: Tensor, ft: Tensor, evals_at: Tensor, mask: Tensor) -> None:
-        """Record iterate t of the runs in mask: targets, best f, escape, traces, paths."""
-        f64 = ft.to(torch.float64)
-        if f_star is not None:
-            hit = mask[:, None] & ((f64 - f_star)[:, None] <= ladder[None, :]) & (steps_to < 0)
-            steps_to.masked_fill_(hit, t)
-            torch.where(hit, evals_at[:, None], evals_to, out=evals_to)
+    def observe(t: int, xt: Tensor, f64: Tensor, evals_at: Tensor, mask: Tensor) -> None:
+        """Best f, escape, traces and paths for iterate t of the runs in mask."""
         torch.where(mask & (f64 < f_best), f64, f_best, out=f_best)
         if saddle is not None:
-            esc = (f64 < f_saddle - problem.escape_drop) | (
-                torch.linalg.vector_norm(xt - saddle, dim=-1) > problem.escape_radius
-            )
-            escape_step.masked_fill_(mask & esc & (escape_step < 0), t)
+            away = torch.linalg.vector_norm(xt - saddle, dim=-1) > problem.escape_radius
+            esc = mask & (away | (f64 < f_saddle - problem.escape_drop)) & (escape_step < 0)
+            escape_step.masked_fill_(esc, t)
         if t in tpos:
             k = tpos[t]
             trace_f[k] = torch.where(mask, f64, trace_f[k])
             trace_e[k] = torch.where(mask, evals_at, trace_e[k])
         if path_buf is not None:
-            path_buf[t, :, :2] = torch.where(mask[path_idx, None], xt[path_idx].to(torch.float64), path_buf[t, :, :2])
-            path_buf[t, :, 2] = torch.where(mask[path_idx], f64[path_idx], path_buf[t, :, 2])
+            m = mask[path_idx]
+            path_buf[t, :, :2] = torch.where(m[:, None], xt[path_idx].to(torch.float64), path_buf[t, :, :2])
+            path_buf[t, :, 2] = torch.where(m, f64[path_idx], path_buf[t, :, 2])
 
     with torch.no_grad():
         for t in range(suite.steps):
             oracle.active = active
-            evals_before = oracle.grad_evals.clone()
-            x_new, state_new, f = opt.step(x, state, oracle, lr_scale=suite.lr_factor(t))
-            if problem.stochastic and oracle.batch_size is not None:
+            evals_before = oracle.grad_evals
+            x_new, state, f = opt.step(x, state, oracle, lr_scale=suite.lr_factor(t))
+            if oracle.batch_size is not None:
                 f = problem.fn(x)  # measured on the full data, not charged to the optimizer
-            small_g = torch.zeros_like(active)
+            f64 = f.to(torch.float64)
+            ok_f = torch.isfinite(f64)
+            evals_after = oracle.grad_evals
+            targets.observe(f64, evals_after - evals_before, active & ok_f)
+            observe(t, x, f64, evals_before + 1, active & ok_f)
+            stop = ~ok_f | ~torch.isfinite(x_new).all(dim=-1)
+            done_here = problem.solved(x, f) & ok_f
+            solved |= active & done_here
+            diverged |= active & ~done_here & stop
+            stop |= done_here
             if oracle.last_grad_norm is not None:
                 gn = oracle.last_grad_norm.to(torch.float64)
                 torch.where(active, gn, grad_norm, out=grad_norm)
                 flat_steps += (active & (gn < suite.plateau_grad)).to(torch.int64)
                 if suite.grad_tol > 0:
-                    small_g = gn < suite.grad_tol
-            bad_f = ~torch.isfinite(f)
-            observe(t, x, f, evals_before + 1, active & ~bad_f)
-            done_here = problem.solved(x, f) & ~bad_f
-            bad_x = ~torch.isfinite(x_new).all(dim=-1)
-            go = active & ~bad_f & ~done_here & ~bad_x & ~small_g
+                    small = active & ~stop & (gn < suite.grad_tol)
+                    stalled |= small
+                    stop |= small
             if suite.evals > 0:
-                go &= oracle.grad_evals < suite.evals
-            solved |= active & done_here
-            stalled |= active & small_g & ~done_here & ~bad_f
-            diverged |= active & ~done_here & (bad_f | bad_x)
-            dx = torch.linalg.vector_norm((x_new - x).to(torch.float64), dim=-1)
-            dx = torch.where(go, dx, torch.zeros_like(dx))
+                stop |= evals_after >= suite.evals
+            go = active & ~stop
+            dx = torch.linalg.vector_norm((x_new - x).to(torch.float64), dim=-1) * go
             path_length += dx
             torch.maximum(max_step, dx, out=max_step)
             steps_taken += go.to(torch.int64)
             x = torch.where(go[:, None], x_new, x)
-            state = where_state(go, state_new, state)
             active = go
             if on_step is not None:
                 on_step(1)
+            # One host sync every 16 steps to stop early once every run is frozen.
             if t % 16 == 15 and not bool(active.any()):
                 break
 
-        # The last iterate of the runs still going: measure, record, test for success.
-        f_end = problem.fn(x)
-        fin = torch.isfinite(f_end)
-        last = active & fin
-        # Each still-active run's last iterate is iterate `steps_taken[r]`.
-        if f_star is not None:
-            hit = last[:, None] & ((f_end.to(torch.float64) - f_star)[:, None] <= ladder[None, :]) & (steps_to < 0)
-            steps_to = torch.where(hit, steps_taken[:, None], steps_to)
-            evals_to = torch.where(hit, oracle.grad_evals[:, None], evals_to)
-        torch.where(last & (f_end.to(torch.float64) < f_best), f_end.to(torch.float64), f_best, out=f_best)
-        solved |= last & problem.solved(x, f_end)
-        diverged |= active & ~fin
+        # The last iterate of the runs that used their whole budget: measured, not charged.
+        f_end = problem.fn(x).to(torch.float64)
+        last = active & torch.isfinite(f_end)
+        diverged |= active & ~torch.isfinite(f_end)
+        targets.observe(f_end, torch.zeros(R, **i64_kw), last)
+        torch.where(last & (f_end < f_best), f_end, f_best, out=f_best)
+        solved |= last & problem.solved(x, f_end.to(x.dtype))
         for t, k in tpos.items():
             fill = last & (steps_taken == t)
-            trace_f[k] = torch.where(fill, f_end.to(torch.float64), trace_f[k])
+            trace_f[k] = torch.where(fill, f_end, trace_f[k])
             trace_e[k] = torch.where(fill, oracle.grad_evals, trace_e[k])
         if path_buf is not None:
-            # Trajectories are kept up to each run's last iterate.
-            for j, r in enumerate(path_runs):
-                n = int(steps_taken[r])
-                path_buf[n, j, :2] = x[r].to(torch.float64)
-                path_buf[n, j, 2] = f_end[r].to(torch.float64)
+            n = steps_taken[path_idx]
+            m = last[path_idx]
+            cols = torch.arange(len(path_runs), device=device)
+            xe = torch.cat([x[path_idx].to(torch.float64), f_end[path_idx, None]], dim=1)
+            path_buf[n, cols] = torch.where(m[:, None], xe, path_buf[n, cols])
+        steps_to, evals_to = targets.first_hits(steps_taken, last)
 
     status = np.select(
         [solved.cpu().numpy(), diverged.cpu().numpy(), stalled.cpu().numpy()],
@@ -375,13 +412,12 @@ def _run_batch(suite, problem, cls, combos, rows, idx, starts, dtype, device, on
         "budget",
     ).astype(object)
     c = oracle.counts
-    run_ids = np.asarray(idx, dtype=np.int64)
-    f_final = f_end.to(torch.float64).cpu().numpy()
     x_np = x.to(torch.float64).cpu().numpy()
+    run_ids = np.asarray(idx, dtype=np.int64)
     rec = {
         "run": run_ids,
-        "x_final": np.array(list(x_np), dtype=object) if R else np.zeros(0, dtype=object),
-        "f_final": f_final,
+        "x_final": _object_rows(x_np),
+        "f_final": f_end.cpu().numpy(),
         "f_best": f_best.cpu().numpy(),
         "status": status,
         "steps": steps_taken.cpu().numpy(),
@@ -390,8 +426,8 @@ def _run_batch(suite, problem, cls, combos, rows, idx, starts, dtype, device, on
         "ng": c.ng.cpu().numpy(),
         "nhvp": c.nhvp.cpu().numpy(),
         "nh": c.nh.cpu().numpy(),
-        "steps_to": np.array(list(steps_to.cpu().numpy()), dtype=object),
-        "evals_to": np.array(list(evals_to.cpu().numpy()), dtype=object),
+        "steps_to": _object_rows(steps_to.cpu().numpy()),
+        "evals_to": _object_rows(evals_to.cpu().numpy()),
         "path_length": path_length.cpu().numpy(),
         "displacement": torch.linalg.vector_norm((x - x_start).to(torch.float64), dim=-1).cpu().numpy(),
         "max_step": max_step.cpu().numpy(),
@@ -399,18 +435,15 @@ def _run_batch(suite, problem, cls, combos, rows, idx, starts, dtype, device, on
         "grad_norm_final": grad_norm.cpu().numpy(),
         "escape_step": escape_step.cpu().numpy(),
     }
-    rec["endpoint"] = endpoints(problem, x, status, suite)
+    rec.update(endpoints(problem, x, status, suite))
     # Traces: one row per (run, trace step) that the run reached.
-    tf = trace_f.cpu().numpy()
-    te = trace_e.cpu().numpy()
-    T = np.array(tsteps)
-    keep = ~np.isnan(tf)
-    ti, ri = np.nonzero(keep)
+    tf, te, T = trace_f.cpu().numpy(), trace_e.cpu().numpy(), np.array(tsteps)
+    ti, ri = np.nonzero(~np.isnan(tf))
     trace = pd.DataFrame({"run": run_ids[ri], "step": T[ti], "evals": te[ti, ri], "f": tf[ti, ri]})
     path = None
     if path_buf is not None:
         pb = path_buf.cpu().numpy()
-        ti, ji = np.nonzero(~np.isnan(pb[:, :, 2]) | ~np.isnan(pb[:, :, 0]))
+        ti, ji = np.nonzero(~np.isnan(pb[:, :, 0]))
         path = pd.DataFrame(
             {
                 "run": run_ids[np.asarray(path_runs)[ji]],
@@ -423,27 +456,37 @@ def _run_batch(suite, problem, cls, combos, rows, idx, starts, dtype, device, on
     return {**rec, "trace": trace, "path": path}
 
 
-def endpoints(problem: Problem, x: Tensor, status: np.ndarray, suite: Suite) -> np.ndarray:
-    """Where each run ended: diverged, or the critical-point kind of its last iterate."""
-    out = status.copy()
+def _object_rows(a: np.ndarray) -> np.ndarray:
+    out = np.empty(a.shape[0], dtype=object)
+    for i in range(a.shape[0]):
+        out[i] = a[i]
+    return out
+
+
+def endpoints(problem: Problem, x: Tensor, status: np.ndarray, suite: Suite) -> dict:
+    """Where each run ended: diverged, or the critical-point kind of its last iterate.
+
+    Returns the ``endpoint`` label per run, plus ``min_ratio`` and ``n_neg`` (the Hessian's share
+    of positive eigenvalues and count of negative ones at the last iterate; NaN/-1 when unknown).
+    """
+    R = len(status)
+    out = {"endpoint": status.copy(), "min_ratio": np.full(R, np.nan), "n_neg": np.full(R, -1)}
     ok = status != "diverged"
-    if not ok.any():
-        return out
     try:
         from optzoo import analysis
     except ImportError:
         return out
+    if not ok.any():
+        return out
     res = analysis.classify_batch(problem, x[torch.as_tensor(ok)])
     kinds = np.asarray(res["kind"], dtype=object)
-    # A point that is not critical but has a tiny gradient is on a plateau; otherwise the budget
-    # ran out (or, for a solved run, it is simply where success was declared).
-    gnorm = np.asarray(res["grad_norm"])
-    label = np.where(
-        kinds == "not_critical",
-        np.where(gnorm < max(suite.plateau_grad, 1e-6), "plateau", np.where(status[ok] == "solved", "solved", "budget")),
-        kinds,
-    )
-    out[ok] = label
+    gnorm = np.asarray(res["grad_norm"], dtype=np.float64)
+    # Not critical: a tiny gradient means a plateau; else where success was declared, or budget.
+    moving = np.where(status[ok] == "solved", "solved", "budget")
+    plateau = gnorm < max(suite.plateau_grad, 1e-6)
+    out["endpoint"][ok] = np.where(kinds == "not_critical", np.where(plateau, "plateau", moving), kinds)
+    out["min_ratio"][ok] = np.asarray(res["min_ratio"], dtype=np.float64)
+    out["n_neg"][ok] = np.asarray(res["n_neg"], dtype=np.int64)
     return out
 
 
