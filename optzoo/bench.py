@@ -96,7 +96,7 @@ def prepare(args: argparse.Namespace):
         changed["dtype"] = args.dtype
     if args.optimizers:
         keep = _names(args.optimizers)
-        have = {o.name: o for o in suite.optimizers}
+        have = {o.key: o for o in suite.optimizers}
         changed["optimizers"] = tuple(have.get(n) or config.optimizer_spec(n, {}) for n in keep)
     if args.problems:
         keep = _names(args.problems)

@@ -29,6 +29,11 @@ A suite file looks like this (every key but ``problems`` and ``optimizers`` has 
     lr = { log = [1e-4, 1.0, 9] }   # 9 log-spaced values; a list also makes a grid
     betas = [0.9, 0.999]
 
+    [[optimizers]]
+    name = "newton"
+    label = "newton-sf"             # a variant: tables call it by its label
+    saddle_free = true
+
 A hyperparameter given as a list (or a ``log`` grid) makes a grid; the optimizer's default lr is
 always added to its lr grid so "default hyperparameters" is one of the tuning modes.
 """
@@ -81,10 +86,11 @@ class ProblemSpec:
 class OptimizerSpec:
     name: str
     hp: dict = field(default_factory=dict)  # name -> list of values (a grid axis each)
+    label: str | None = None  # how tables name it; lets one optimizer appear twice (variants)
 
     @property
     def key(self) -> str:
-        return self.name
+        return self.label or self.name
 
     def grid(self) -> list[dict]:
         """Every combination of the hyperparameter lists, in a fixed order."""
@@ -286,14 +292,19 @@ def parse(data: dict, default_name: str = "suite") -> Suite:
     for i, o in enumerate(opts_list):
         if not isinstance(o, dict) or not isinstance(o.get("name"), str):
             raise ConfigError(f"optimizers[{i}] needs a name (a string)")
-        ospecs.append(optimizer_spec(o["name"], {k: v for k, v in o.items() if k != "name"}))
-    onames = [s.name for s in ospecs]
+        label = o.get("label")
+        if label is not None and (not isinstance(label, str) or not label or "/" in label):
+            raise ConfigError(f"optimizers[{i}].label must be a non-empty string without '/'")
+        raw = {k: v for k, v in o.items() if k not in ("name", "label")}
+        ospecs.append(optimizer_spec(o["name"], raw, label))
+    onames = [s.key for s in ospecs]
     if len(set(onames)) != len(onames):
-        raise ConfigError(f"an optimizer is listed twice: {sorted(n for n in onames if onames.count(n) > 1)[0]}")
+        twice = sorted(n for n in onames if onames.count(n) > 1)[0]
+        raise ConfigError(f"an optimizer is listed twice: {twice} (give variants a label)")
     return Suite(problems=tuple(pspecs), optimizers=tuple(ospecs), **kw)
 
 
-def optimizer_spec(name: str, raw: dict) -> OptimizerSpec:
+def optimizer_spec(name: str, raw: dict, label: str | None = None) -> OptimizerSpec:
     """An optimizer with grid axes; the default lr joins the lr grid. Validated."""
     from optzoo import optimizers
 
@@ -311,7 +322,7 @@ def optimizer_spec(name: str, raw: dict) -> OptimizerSpec:
         raise ConfigError(f"optimizers.{name}: {e}") from None
     except TypeError as e:
         raise ConfigError(f"optimizers.{name}: a hyperparameter has the wrong type ({e})") from None
-    return OptimizerSpec(name, hp)
+    return OptimizerSpec(name, hp, label)
 
 
 def _schedule(s: Any) -> dict:

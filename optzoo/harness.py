@@ -170,7 +170,7 @@ def run_cell(
         {
             "problem": pkey,
             "category": problem.category,
-            "optimizer": ospec.name,
+            "optimizer": ospec.key,
             "run": recs["run"].astype(np.int64),
             "hp_id": np.array([r[0] for r in rows], dtype=np.int64),
             "start_id": np.array([r[1] for r in rows], dtype=np.int64),
@@ -208,27 +208,27 @@ def run_cell(
     runs["steps_to"] = runs["steps_to"].map(lambda a: [int(v) for v in a])
     runs["evals_to"] = runs["evals_to"].map(lambda a: [int(v) for v in a])
     traces = pd.concat([p["trace"] for p in parts], ignore_index=True)
-    traces.insert(0, "optimizer", ospec.name)
+    traces.insert(0, "optimizer", ospec.key)
     traces.insert(0, "problem", pkey)
     traces = traces.sort_values(["run", "step"], kind="stable").reset_index(drop=True)
     path_parts = [p["path"] for p in parts if p["path"] is not None]
     paths = None
     if path_parts:
         paths = pd.concat(path_parts, ignore_index=True)
-        paths.insert(0, "optimizer", ospec.name)
+        paths.insert(0, "optimizer", ospec.key)
         paths.insert(0, "problem", pkey)
         paths = paths.sort_values(["run", "step"], kind="stable").reset_index(drop=True)
     info = {**problem.info(), "key": pkey, "f_saddle": problem.f_saddle()}
     meta = {
-        "cell": cell_name(pkey, ospec.name),
+        "cell": cell_name(pkey, ospec.key),
         "problem": pkey,
         "category": problem.category,
-        "optimizer": ospec.name,
+        "optimizer": ospec.key,
         "runs": len(rows),
         "wall_s": wall,
         "point_steps": int(recs["steps"].sum()),
     }
-    return CellResult(cell_name(pkey, ospec.name), runs, traces, paths, info, meta)
+    return CellResult(cell_name(pkey, ospec.key), runs, traces, paths, info, meta)
 
 
 def _same_value(a: Any, b: Any) -> bool:
@@ -509,7 +509,7 @@ def run_suite(
     store = Store(out)
     todo = cells(suite, custom)
     store.open(suite.to_dict() | ({"custom": custom.info()} if custom else {}), _digest(suite, custom), force=force)
-    pending = [(p, o) for p, o in todo if not store.done(cell_name(problem_key(p), o.name))]
+    pending = [(p, o) for p, o in todo if not store.done(cell_name(problem_key(p), o.key))]
     bar = None
     if progress:
         from tqdm import tqdm
@@ -518,7 +518,7 @@ def run_suite(
     try:
         for p, o in pending:
             if bar is not None:
-                bar.set_description(f"{problem_key(p)} x {o.name}")
+                bar.set_description(f"{problem_key(p)} x {o.key}")
             t0 = time.perf_counter()
             res = run_cell(suite, p, o)
             store.write_cell(res.cell, {"runs": res.runs, "traces": res.traces, "paths": res.paths}, res.problem, res.meta)
