@@ -137,6 +137,8 @@ class FirstOrder(Optimizer):
 
 
 def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, Tensor) or isinstance(b, Tensor):
         return False
     return a == b

@@ -73,7 +73,9 @@ class SGD(FirstOrder):
         if not (isinstance(mom, float | int) and mom == 0):
             later = mom * buf + (1 - hp["dampening"]) * g
             buf = torch.where(state.step == 0, g, later)
-            g = g + mom * buf if hp["nesterov"] else buf
+            stepped = g + mom * buf if hp["nesterov"] else buf
+            # A run with momentum 0 takes torch's plain step whatever its dampening.
+            g = torch.where(mom == 0, g, stepped) if isinstance(mom, Tensor) else stepped
         return x - hp["lr"] * g, SGDState(state.step + 1, buf)
 
 
