@@ -1,0 +1,94 @@
+"""Cliff landscapes: a narrow band where the gradient is orders of magnitude larger than around it.
+
+A gradient step taken on the band is thrown far away; clipping the gradient norm tames it
+(Pascanu, Mikolov & Bengio 2013).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+
+import torch
+from torch import Tensor
+
+from optzoo.errors import ConfigError
+from optzoo.problems.base import Problem
+
+_RNN_X0 = 0.5  # initial state x_0
+_RNN_TARGET = 0.7  # target for sigmoid(x_T)
+_CLIFF_AT = 1.0  # the analytic cliff's wall is the line x = 1
+
+
+def _rnn_cliff(p: Tensor, T: int) -> Tensor:
+    w, b = p[..., 0], p[..., 1]
+    x = torch.full_like(w, _RNN_X0)
+    for _ in range(T):
+        x = w * torch.sigmoid(x) + b
+    return (torch.sigmoid(x) - _RNN_TARGET) ** 2
+
+
+def _cliff(p: Tensor, height: float, steepness: float) -> Tensor:
+    u, v = p[..., 0], p[..., 1]
+    step = 0.5 * height * (1.0 + torch.tanh(steepness * (u - _CLIFF_AT)))
+    return 0.5 * (u * u + v * v) + step
+
+
+def rnn_cliff(T: int = 50) -> Problem:
+    """The one-unit recurrent network of Pascanu, Mikolov & Bengio (2013), sec. 2.3 and Fig. 6.
+
+    x_t = w sigmoid(x_{t-1}) + b for t = 1..T from x_0 = 0.5, and the loss
+    f(w, b) = (sigmoid(x_T) - 0.7)^2 (the paper's E_50 for T = 50). For w > 4 the map is
+    bistable; where x_0 changes basin of attraction (near b = -w/2) sigmoid(x_T) jumps, a wall
+    next to the valley f = 0: at w = 5, T = 50 the gradient peaks ~7e3 near b = -2.61 while it is
+    ~1e-3 to 1e-1 elsewhere. f* = 0, reached e.g. at w = 0, b = logit(0.7). Start (5, -3.5),
+    whose descent runs into the wall; box w in [0, 8], b in [-6, 2]. Reference: Pascanu, Mikolov
+    & Bengio (2013), "On the difficulty of training recurrent neural networks", ICML.
+    """
+    if not 1 <= T <= 1000:
+        raise ConfigError(f"problem 'rnn_cliff': param T must be in [1, 1000], got {T}")
+    logit = math.log(_RNN_TARGET / (1.0 - _RNN_TARGET))
+    return Problem(
+        fn=partial(_rnn_cliff, T=T),
+        x0=(5.0, -3.5),
+        name="rnn_cliff",
+        category="cliff",
+        bounds=[(0.0, 8.0), (-6.0, 2.0)],
+        f_star=0.0,
+        minimizers=[(0.0, logit)],
+        description=(
+            f"f(w, b) = (sigmoid(x_T) - 0.7)^2, x_t = w sigmoid(x_(t-1)) + b, x_0 = 0.5, T = {T}; "
+            "f* = 0; wall where x_0 changes basin (near b = -w/2, w > 4)"
+        ),
+        params={"T": T},
+    )
+
+
+def cliff(height: float = 200.0, steepness: float = 50.0) -> Problem:
+    """A gentle bowl with a steep step: f(x, y) = (x^2 + y^2) / 2 + h (1 + tanh(k (x - 1))) / 2.
+
+    The step raises f by h = ``height`` for x > 1 across a band of width ~1/k (k =
+    ``steepness``) where the gradient reaches h k / 2 (5e3 by default) against |(x, y)| <= 6
+    elsewhere in the box. f* = 0 at the origin, up to h exp(-2k) < 1e-13 for the allowed params.
+    Start (3, 1), on the high side, so descent must come down the wall; box [-4, 4]^2. An analytic
+    stand-in for the walls of Pascanu, Mikolov & Bengio (2013), ICML, Fig. 6.
+    """
+    # The bounds keep the origin a minimizer to 1e-13: the step's tail there is ~h exp(-2k).
+    if not 0.0 < height <= 1e4:
+        raise ConfigError(f"problem 'cliff': param height must be in (0, 1e4], got {height}")
+    if not 20.0 <= steepness <= 1e6:
+        raise ConfigError(f"problem 'cliff': param steepness must be in [20, 1e6], got {steepness}")
+    return Problem(
+        fn=partial(_cliff, height=height, steepness=steepness),
+        x0=(3.0, 1.0),
+        name="cliff",
+        category="cliff",
+        bounds=(-4.0, 4.0),
+        f_star=0.0,
+        minimizers=[(0.0, 0.0)],
+        description=(
+            f"f(x, y) = (x^2 + y^2)/2 + {height:g} (1 + tanh({steepness:g} (x - 1)))/2; "
+            "wall at x = 1; f* ~ 0 at (0, 0)"
+        ),
+        params={"height": height, "steepness": steepness},
+    )

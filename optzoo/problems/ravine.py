@@ -1,0 +1,117 @@
+"""Ravine landscapes: narrow curved or ill-conditioned valleys where plain descent zigzags."""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+
+import torch
+from torch import Tensor
+
+from optzoo.errors import ConfigError
+from optzoo.problems.base import Problem
+
+
+def _rosenbrock(x: Tensor) -> Tensor:
+    a, b = x[..., :-1], x[..., 1:]
+    return (100.0 * (b - a**2) ** 2 + (1.0 - a) ** 2).sum(dim=-1)
+
+
+def _ellipsoid(x: Tensor, Q: Tensor, lam: Tensor) -> Tensor:
+    # z = x Q as a product and a sum, not a matmul: BLAS blocking would make a run's rounding
+    # depend on how many runs share the batch.
+    z = (x[..., :, None] * Q.to(dtype=x.dtype, device=x.device)).sum(dim=-2)
+    return 0.5 * (lam.to(dtype=x.dtype, device=x.device) * z * z).sum(dim=-1)
+
+
+def _beale(x: Tensor) -> Tensor:
+    u, v = x[..., 0], x[..., 1]
+    return (1.5 - u + u * v) ** 2 + (2.25 - u + u * v**2) ** 2 + (2.625 - u + u * v**3) ** 2
+
+
+def rosenbrock(dim: int = 2) -> Problem:
+    """Rosenbrock's banana valley, chained n-D form (as scipy.optimize.rosen).
+
+    f(x) = sum_{i=1}^{n-1} [100 (x_{i+1} - x_i^2)^2 + (1 - x_i)^2]; f* = 0 at (1, ..., 1).
+    Start (-1.2, 1) in 2-D, f = 24.2 (Rosenbrock 1960; More, Garbow & Hillstrom 1981, problem 1);
+    in n-D the same pair repeated, (-1.2, 1, -1.2, 1, ...), as MGH's extended Rosenbrock start.
+    For n >= 4 there is also a local minimum near (-1, 1, ..., 1) with f ~ 3.7-4 (Kok & Sandrock
+    2009). Box [-2.048, 2.048]^n (De Jong 1975). Reference: Rosenbrock (1960), "An automatic
+    method for finding the greatest or least value of a function", The Computer Journal 3(3).
+    """
+    if not 2 <= dim <= 100_000:
+        raise ConfigError(f"problem 'rosenbrock': param dim must be in [2, 100000], got {dim}")
+    x0 = [-1.2 if i % 2 == 0 else 1.0 for i in range(dim)]
+    note = "; a local minimum near (-1, 1, ..., 1) too" if dim >= 4 else ""
+    return Problem(
+        fn=_rosenbrock,
+        x0=x0,
+        name="rosenbrock",
+        category="ravine",
+        bounds=(-2.048, 2.048),
+        f_star=0.0,
+        minimizers=[[1.0] * dim],
+        description=(
+            "f(x) = sum_{i<n} 100 (x_{i+1} - x_i^2)^2 + (1 - x_i)^2; f* = 0 at (1, ..., 1); "
+            f"start (-1.2, 1, ...), n = {dim}{note}"
+        ),
+        params={"dim": dim},
+    )
+
+
+def ellipsoid(dim: int = 10, cond: float = 1e3, seed: int = 0) -> Problem:
+    """A rotated ill-conditioned quadratic: f(x) = 1/2 sum_i lambda_i (q_i . x)^2.
+
+    lambda_i = cond^{(i-1)/(n-1)}, log-spaced from 1 to cond, so the Hessian Q diag(lambda) Q^T
+    has condition number exactly ``cond``; Q is the orthogonal factor of the QR decomposition of
+    an n x n standard normal matrix from ``torch.Generator().manual_seed(seed)`` (signs fixed so
+    diag(R) > 0). f* = 0 at 0; start (1, ..., 1); box [-5, 5]^n. Reference: the rotated ellipsoid
+    f10 of COCO's BBOB suite (Hansen et al. 2009), which uses cond = 1e6.
+    """
+    if not 2 <= dim <= 10_000:
+        raise ConfigError(f"problem 'ellipsoid': param dim must be in [2, 10000], got {dim}")
+    if not 1.0 <= cond <= 1e6:
+        raise ConfigError(f"problem 'ellipsoid': param cond must be in [1, 1e6], got {cond}")
+    if seed < 0:
+        raise ConfigError(f"problem 'ellipsoid': param seed must be >= 0, got {seed}")
+    gen = torch.Generator().manual_seed(seed)
+    Q, R = torch.linalg.qr(torch.randn(dim, dim, generator=gen, dtype=torch.float64))
+    Q = Q * torch.sign(torch.diagonal(R))
+    lam = torch.logspace(0.0, math.log10(cond), dim, dtype=torch.float64)
+    return Problem(
+        fn=partial(_ellipsoid, Q=Q, lam=lam),
+        x0=[1.0] * dim,
+        name="ellipsoid",
+        category="ravine",
+        bounds=(-5.0, 5.0),
+        f_star=0.0,
+        minimizers=[[0.0] * dim],
+        description=(
+            "f(x) = 1/2 sum_i lambda_i (q_i . x)^2, lambda_i = cond^((i-1)/(n-1)), Q a seeded "
+            f"random rotation; n = {dim}, cond = {cond:g}; f* = 0 at 0"
+        ),
+        params={"dim": dim, "cond": cond, "seed": seed},
+    )
+
+
+def beale() -> Problem:
+    """Beale's function, a flat-bottomed curved valley in 2-D.
+
+    f(x, y) = (1.5 - x + xy)^2 + (2.25 - x + xy^2)^2 + (2.625 - x + xy^3)^2; f* = 0 at (3, 0.5);
+    start (1, 1) (More, Garbow & Hillstrom 1981, problem 5); box [-4.5, 4.5]^2 (Surjanovic &
+    Bingham, Virtual Library of Simulation Experiments). Reference: Beale (1958), "On an iterative
+    method for finding a local minimum of a function of more than one variable", Princeton.
+    """
+    return Problem(
+        fn=_beale,
+        x0=(1.0, 1.0),
+        name="beale",
+        category="ravine",
+        bounds=(-4.5, 4.5),
+        f_star=0.0,
+        minimizers=[(3.0, 0.5)],
+        description=(
+            "f(x, y) = (1.5 - x + xy)^2 + (2.25 - x + xy^2)^2 + (2.625 - x + xy^3)^2; "
+            "f* = 0 at (3, 0.5)"
+        ),
+    )
