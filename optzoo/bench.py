@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--problem", metavar="MODULE:ATTR", help="a custom loss: a Problem, a callable or a factory")
     p.add_argument("--x0", help="start point for a bare callable, e.g. 1.0,-0.5")
     p.add_argument("--f-star", dest="f_star", help="the custom loss's minimum value, if known")
-    p.add_argument("--bounds", help="box for starts and plots: lo,hi (every coordinate)")
+    p.add_argument("--bounds", help="box for starts and plots, every coordinate: lo,hi")
     p.add_argument("--expr", help='a loss as an expression, e.g. "(1-x)**2 + 100*(y-x**2)**2"')
     p.add_argument("--steps", help="step budget per run")
     p.add_argument("--starts", help="random starts per problem, besides its x0")
@@ -144,8 +144,31 @@ def prepare(args: argparse.Namespace):
     return suite, custom, out
 
 
+NUMERIC_FLAGS = ("--x0", "--bounds", "--f-star")
+
+
+def _glue_negative_values(argv: list[str]) -> list[str]:
+    """Let ``--x0 -1.2,1`` mean ``--x0=-1.2,1``: argparse takes '-1.2,1' for an option."""
+    out: list[str] = []
+    it = iter(range(len(argv)))
+    for i in it:
+        a = argv[i]
+        if (
+            a in NUMERIC_FLAGS
+            and i + 1 < len(argv)
+            and argv[i + 1][:1] == "-"
+            and argv[i + 1][1:2] in "0123456789."
+        ):
+            out.append(f"{a}={argv[i + 1]}")
+            next(it, None)
+        else:
+            out.append(a)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = _glue_negative_values(list(sys.argv[1:] if argv is None else argv))
     try:
         args = parser.parse_args(argv)
         suite, custom, out = prepare(args)
