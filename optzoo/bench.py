@@ -31,7 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="results directory; default: results/<suite name>")
     p.add_argument("--optimizers", help="comma-separated optimizer names to keep (or add)")
     p.add_argument("--problems", help="comma-separated problem names to keep (or add)")
-    p.add_argument("--problem", metavar="MODULE:ATTR", help="a custom loss: a Problem, a callable or a factory")
+    p.add_argument(
+        "--problem", metavar="MODULE:ATTR", help="a custom loss: a Problem, a callable or a factory"
+    )
     p.add_argument("--x0", help="start point for a bare callable, e.g. 1.0,-0.5")
     p.add_argument("--f-star", dest="f_star", help="the custom loss's minimum value, if known")
     p.add_argument("--bounds", help="box for starts and plots, every coordinate: lo,hi")
@@ -41,9 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", help="seeds per start")
     p.add_argument("--device", help="cpu or cuda")
     p.add_argument("--dtype", help="float32 or float64")
-    p.add_argument("--force", action="store_true", help="replace results of a different suite in --out")
+    p.add_argument(
+        "--force", action="store_true", help="replace results of a different suite in --out"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
-    p.add_argument("--no-report", dest="report", action="store_false", help="skip tables and figures")
+    p.add_argument(
+        "--no-report", dest="report", action="store_false", help="skip tables and figures"
+    )
     return p
 
 
@@ -80,19 +86,27 @@ def prepare(args: argparse.Namespace):
     path = Path(args.config) if args.config else config.configs_dir() / "default.toml"
     suite = config.load(path)
     changed = {}
-    for flag, key, lo in (("--steps", "steps", 1), ("--starts", "starts", 0), ("--seeds", "seeds", 1)):
+    for flag, key, lo in (
+        ("--steps", "steps", 1),
+        ("--starts", "starts", 0),
+        ("--seeds", "seeds", 1),
+    ):
         n = _whole(flag, getattr(args, key), lo)
         if n is not None:
             changed[key] = n
     if args.device is not None:
         if args.device not in config.DEVICES:
-            raise ConfigError(f"--device: unknown {args.device!r}; allowed: {', '.join(config.DEVICES)}")
+            raise ConfigError(
+                f"--device: unknown {args.device!r}; allowed: {', '.join(config.DEVICES)}"
+            )
         if args.device == "cuda" and not torch.cuda.is_available():
             raise ConfigError("--device cuda: no CUDA device is available here; use --device cpu")
         changed["device"] = args.device
     if args.dtype is not None:
         if args.dtype not in config.DTYPES:
-            raise ConfigError(f"--dtype: unknown {args.dtype!r}; allowed: {', '.join(config.DTYPES)}")
+            raise ConfigError(
+                f"--dtype: unknown {args.dtype!r}; allowed: {', '.join(config.DTYPES)}"
+            )
         changed["dtype"] = args.dtype
     if args.optimizers:
         keep = _names(args.optimizers)
@@ -185,7 +199,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"optzoo.bench: error: {e}", file=sys.stderr)
         return EXIT_USER
     except KeyboardInterrupt:
-        print("optzoo.bench: interrupted; finished cells are kept, rerun to resume", file=sys.stderr)
+        print(
+            "optzoo.bench: interrupted; finished cells are kept, rerun to resume", file=sys.stderr
+        )
         return 130
     if args.report:
         from optzoo import report

@@ -44,10 +44,11 @@ import hashlib
 import itertools
 import json
 import math
-import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from optzoo.errors import ConfigError
 
@@ -62,7 +63,13 @@ DTYPES = ("float32", "float64")
 DEVICES = ("cpu", "cuda")
 SUITE_KEYS = {"name", "steps", "evals", "starts", "seeds", "seed", "dtype", "device", "paths"}
 OPTION_KEYS = {
-    "clip_norm", "clip_value", "noise_std", "schedule", "plateau_grad", "batch_size", "grad_tol"
+    "clip_norm",
+    "clip_value",
+    "noise_std",
+    "schedule",
+    "plateau_grad",
+    "batch_size",
+    "grad_tol",
 }
 TOP_KEYS = {"suite", "options", "problems", "optimizers"}
 # Tuple-valued hyperparameters: a list of this length is one value, not a grid.
@@ -95,7 +102,10 @@ class OptimizerSpec:
     def grid(self) -> list[dict]:
         """Every combination of the hyperparameter lists, in a fixed order."""
         keys = sorted(self.hp)
-        return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*(self.hp[k] for k in keys))]
+        return [
+            dict(zip(keys, combo, strict=True))
+            for combo in itertools.product(*(self.hp[k] for k in keys))
+        ]
 
 
 @dataclass(frozen=True)
@@ -172,7 +182,9 @@ def _num(where: str, v: Any, lo: float | None = None, allow_none: bool = False) 
 def _check_keys(where: str, d: dict, allowed: set[str]) -> None:
     unknown = sorted(set(d) - allowed)
     if unknown:
-        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}")
+        raise ConfigError(
+            f"{where}: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}"
+        )
 
 
 def _hp_axis(opt: str, key: str, v: Any) -> list:
@@ -190,7 +202,9 @@ def _hp_axis(opt: str, key: str, v: Any) -> list:
             or not isinstance(spec[2], int)
             or spec[2] < 2
         ):
-            raise ConfigError(f"{where}: log = [lo, hi, n] needs 0 < lo < hi and a whole n >= 2, got {spec!r}")
+            raise ConfigError(
+                f"{where}: log = [lo, hi, n] needs 0 < lo < hi and a whole n >= 2, got {spec!r}"
+            )
         lo, hi, n = math.log10(spec[0]), math.log10(spec[1]), spec[2]
         return [float(f"{10 ** (lo + (hi - lo) * i / (n - 1)):.6g}") for i in range(n)]
     if key in TUPLE_HPS and isinstance(v, list) and v and not isinstance(v[0], list):
@@ -205,7 +219,7 @@ def _hp_axis(opt: str, key: str, v: Any) -> list:
 
 
 def _validate_optimizer(name: str, hp: dict) -> None:
-    """Construct the optimizer at every grid point so a bad value is refused before anything runs."""
+    """Build the optimizer at every grid point: a bad value is refused before anything runs."""
     from optzoo import optimizers
 
     cls = optimizers.get_class(name)
@@ -245,11 +259,15 @@ def parse(data: dict, default_name: str = "suite") -> Suite:
             kw[key] = _int(f"suite.{key}", head[key], lo)
     if "dtype" in head:
         if head["dtype"] not in DTYPES:
-            raise ConfigError(f"suite.dtype: unknown {head['dtype']!r}; allowed: {', '.join(DTYPES)}")
+            raise ConfigError(
+                f"suite.dtype: unknown {head['dtype']!r}; allowed: {', '.join(DTYPES)}"
+            )
         kw["dtype"] = head["dtype"]
     if "device" in head:
         if head["device"] not in DEVICES:
-            raise ConfigError(f"suite.device: unknown {head['device']!r}; allowed: {', '.join(DEVICES)}")
+            raise ConfigError(
+                f"suite.device: unknown {head['device']!r}; allowed: {', '.join(DEVICES)}"
+            )
         kw["device"] = head["device"]
 
     if "clip_norm" in opts:
@@ -283,7 +301,9 @@ def parse(data: dict, default_name: str = "suite") -> Suite:
         pspecs.append(spec)
     keys = [s.key for s in pspecs]
     if len(set(keys)) != len(keys):
-        raise ConfigError(f"a problem is listed twice: {sorted(k for k in keys if keys.count(k) > 1)[0]}")
+        raise ConfigError(
+            f"a problem is listed twice: {sorted(k for k in keys if keys.count(k) > 1)[0]}"
+        )
 
     opts_list = data.get("optimizers")
     if not isinstance(opts_list, list) or not opts_list:
@@ -310,6 +330,15 @@ def optimizer_spec(name: str, raw: dict, label: str | None = None) -> OptimizerS
 
     cls = optimizers.get_class(name)
     hp = {k: _hp_axis(name, k, v) for k, v in raw.items()}
+    for k, vals in hp.items():
+        if k in cls.flags:
+            continue
+        for v in vals:
+            items = v if isinstance(v, tuple) else (v,)
+            if not all(
+                a is None or (isinstance(a, int | float) and not isinstance(a, bool)) for a in items
+            ):
+                raise ConfigError(f"optimizers.{name}.{k} must be a number, got {v!r}")
     if "lr" in cls.defaults:
         lrs = hp.get("lr", [])
         default_lr = cls.defaults["lr"]
@@ -330,7 +359,9 @@ def _schedule(s: Any) -> dict:
         s = {"kind": s}
     if not isinstance(s, dict) or s.get("kind") not in SCHEDULES:
         got = s.get("kind") if isinstance(s, dict) else s
-        raise ConfigError(f"options.schedule: unknown kind {got!r}; allowed: {', '.join(SCHEDULES)}")
+        raise ConfigError(
+            f"options.schedule: unknown kind {got!r}; allowed: {', '.join(SCHEDULES)}"
+        )
     _check_keys(f"options.schedule ({s['kind']})", s, {"kind", *SCHEDULES[s["kind"]]})
     for k, v in s.items():
         if k == "kind":

@@ -63,7 +63,7 @@ RUN_COLUMNS = {
     "flat_steps": "steps with raw |g| below options.plateau_grad",
     "grad_norm_final": "raw |g| at the last gradient evaluation",
     "escape_step": "first step that left the first known saddle (escape rule), -1 if never",
-    "endpoint": "where the run ended: minimum, saddle, maximum, degenerate, plateau, diverged, budget",
+    "endpoint": "where it ended: minimum, saddle, maximum, degenerate, plateau, diverged, budget",
     "min_ratio": "share of positive Hessian eigenvalues at x_final (NaN: unknown)",
     "n_neg": "number of negative Hessian eigenvalues at x_final (-1: unknown)",
 }
@@ -72,7 +72,12 @@ RUN_COLUMNS = {
 def trace_steps(steps: int) -> list[int]:
     """Log-spaced steps 0, 1, 2, ... up to ``steps``, about 10 per decade."""
     pts = {0, steps}
-    pts.update(int(round(v)) for v in np.logspace(0, np.log10(max(steps, 1)), 10 * max(1, int(np.log10(max(steps, 1))) + 1)))
+    pts.update(
+        int(round(v))
+        for v in np.logspace(
+            0, np.log10(max(steps, 1)), 10 * max(1, int(np.log10(max(steps, 1))) + 1)
+        )
+    )
     return sorted(p for p in pts if 0 <= p <= steps)
 
 
@@ -110,9 +115,7 @@ def _batched_hp(combos: list[dict], flags: frozenset[str], dtype) -> dict:
         if k in flags or isinstance(vals[0], str | bool) or vals[0] is None:
             out[k] = vals[0]
         elif isinstance(vals[0], tuple):
-            out[k] = tuple(
-                _column([v[i] for v in vals], dtype) for i in range(len(vals[0]))
-            )
+            out[k] = tuple(_column([v[i] for v in vals], dtype) for i in range(len(vals[0])))
         else:
             out[k] = _column(vals, dtype)
     return out
@@ -158,9 +161,13 @@ def run_cell(
     t0 = time.perf_counter()
     parts = []
     for idx in groups.values():
-        parts.append(_run_batch(suite, problem, cls, combos, rows, idx, starts, dtype, device, on_step))
+        parts.append(
+            _run_batch(suite, problem, cls, combos, rows, idx, starts, dtype, device, on_step)
+        )
     wall = time.perf_counter() - t0
-    recs = {k: np.concatenate([p[k] for p in parts]) for k in parts[0] if k not in ("trace", "path")}
+    recs = {
+        k: np.concatenate([p[k] for p in parts]) for k in parts[0] if k not in ("trace", "path")
+    }
     order = np.argsort(recs["run"], kind="stable")
     recs = {k: v[order] for k, v in recs.items()}
 
@@ -178,7 +185,8 @@ def run_cell(
             "lr": np.array([float(combos[h].get("lr", np.nan)) for h, _, _ in rows]),
             "hp": hp_json,
             "hp_default": [
-                all(_same_value(v, defaults.get(k)) for k, v in combos[h].items()) for h, _, _ in rows
+                all(_same_value(v, defaults.get(k)) for k, v in combos[h].items())
+                for h, _, _ in rows
             ],
             "x0": [starts[s].tolist() for _, s, _ in rows],
             "x_final": list(recs["x_final"]),
@@ -318,7 +326,9 @@ def _run_batch(suite, problem, cls, combos, rows, idx, starts, dtype, device, on
     flat_steps = torch.zeros(R, **i64_kw)
     grad_norm = torch.full((R,), float("nan"), **f64_kw)
     escape_step = torch.full((R,), -1, **i64_kw)
-    saddle = torch.tensor(problem.saddles[0], dtype=dtype, device=device) if problem.saddles else None
+    saddle = (
+        torch.tensor(problem.saddles[0], dtype=dtype, device=device) if problem.saddles else None
+    )
     f_saddle = problem.f_saddle() if saddle is not None else None
 
     tsteps = trace_steps(suite.steps)
@@ -329,7 +339,11 @@ def _run_batch(suite, problem, cls, combos, rows, idx, starts, dtype, device, on
     if problem.dim != 2:
         path_runs = []
     path_idx = torch.tensor(path_runs, **i64_kw)
-    path_buf = torch.full((suite.steps + 1, len(path_runs), 3), float("nan"), **f64_kw) if path_runs else None
+    path_buf = (
+        torch.full((suite.steps + 1, len(path_runs), 3), float("nan"), **f64_kw)
+        if path_runs
+        else None
+    )
 
     def observe(t: int, xt: Tensor, f64: Tensor, evals_at: Tensor, mask: Tensor) -> None:
         """Best f, escape, traces and paths for iterate t of the runs in mask."""
@@ -344,7 +358,9 @@ def _run_batch(suite, problem, cls, combos, rows, idx, starts, dtype, device, on
             trace_e[k] = torch.where(mask, evals_at, trace_e[k])
         if path_buf is not None:
             m = mask[path_idx]
-            path_buf[t, :, :2] = torch.where(m[:, None], xt[path_idx].to(torch.float64), path_buf[t, :, :2])
+            path_buf[t, :, :2] = torch.where(
+                m[:, None], xt[path_idx].to(torch.float64), path_buf[t, :, :2]
+            )
             path_buf[t, :, 2] = torch.where(m, f64[path_idx], path_buf[t, :, 2])
 
     with torch.no_grad():
@@ -429,7 +445,9 @@ def _run_batch(suite, problem, cls, combos, rows, idx, starts, dtype, device, on
         "steps_to": _object_rows(steps_to.cpu().numpy()),
         "evals_to": _object_rows(evals_to.cpu().numpy()),
         "path_length": path_length.cpu().numpy(),
-        "displacement": torch.linalg.vector_norm((x - x_start).to(torch.float64), dim=-1).cpu().numpy(),
+        "displacement": torch.linalg.vector_norm((x - x_start).to(torch.float64), dim=-1)
+        .cpu()
+        .numpy(),
         "max_step": max_step.cpu().numpy(),
         "flat_steps": flat_steps.cpu().numpy(),
         "grad_norm_final": grad_norm.cpu().numpy(),
@@ -484,14 +502,18 @@ def endpoints(problem: Problem, x: Tensor, status: np.ndarray, suite: Suite) -> 
     # Not critical: a tiny gradient means a plateau; else where success was declared, or budget.
     moving = np.where(status[ok] == "solved", "solved", "budget")
     plateau = gnorm < max(suite.plateau_grad, 1e-6)
-    out["endpoint"][ok] = np.where(kinds == "not_critical", np.where(plateau, "plateau", moving), kinds)
+    out["endpoint"][ok] = np.where(
+        kinds == "not_critical", np.where(plateau, "plateau", moving), kinds
+    )
     out["min_ratio"][ok] = np.asarray(res["min_ratio"], dtype=np.float64)
     out["n_neg"][ok] = np.asarray(res["n_neg"], dtype=np.int64)
     return out
 
 
 # -- suites ----------------------------------------------------------------------------------
-def cells(suite: Suite, custom: Problem | None = None) -> list[tuple[ProblemSpec | Problem, OptimizerSpec]]:
+def cells(
+    suite: Suite, custom: Problem | None = None
+) -> list[tuple[ProblemSpec | Problem, OptimizerSpec]]:
     probs: list[ProblemSpec | Problem] = [custom] if custom is not None else list(suite.problems)
     return [(p, o) for p in probs for o in suite.optimizers]
 
@@ -508,20 +530,31 @@ def run_suite(
     """Run every unfinished cell of a suite into ``out``; finished cells are skipped (resume)."""
     store = Store(out)
     todo = cells(suite, custom)
-    store.open(suite.to_dict() | ({"custom": custom.info()} if custom else {}), _digest(suite, custom), force=force)
+    store.open(
+        suite.to_dict() | ({"custom": custom.info()} if custom else {}),
+        _digest(suite, custom),
+        force=force,
+    )
     pending = [(p, o) for p, o in todo if not store.done(cell_name(problem_key(p), o.key))]
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(todo), initial=len(todo) - len(pending), unit="cell", dynamic_ncols=True)
+        bar = tqdm(
+            total=len(todo), initial=len(todo) - len(pending), unit="cell", dynamic_ncols=True
+        )
     try:
         for p, o in pending:
             if bar is not None:
                 bar.set_description(f"{problem_key(p)} x {o.key}")
             t0 = time.perf_counter()
             res = run_cell(suite, p, o)
-            store.write_cell(res.cell, {"runs": res.runs, "traces": res.traces, "paths": res.paths}, res.problem, res.meta)
+            store.write_cell(
+                res.cell,
+                {"runs": res.runs, "traces": res.traces, "paths": res.paths},
+                res.problem,
+                res.meta,
+            )
             if bar is not None:
                 rate = res.meta["point_steps"] / max(time.perf_counter() - t0, 1e-9)
                 bar.set_postfix_str(f"{rate:,.0f} run-steps/s")
@@ -537,7 +570,11 @@ def run_suite(
 def _digest(suite: Suite, custom: Problem | None) -> str:
     if custom is None:
         return suite.digest()
-    return suite.digest() + "-" + stable_seed(json.dumps(custom.info(), sort_keys=True, default=str)).__format__("x")
+    return (
+        suite.digest()
+        + "-"
+        + stable_seed(json.dumps(custom.info(), sort_keys=True, default=str)).__format__("x")
+    )
 
 
 class Results:
@@ -562,10 +599,16 @@ class Results:
         return self.store.read("paths")
 
     def __repr__(self) -> str:
-        return f"Results({str(self.root)!r}: {len(self.runs)} runs in {len(self.store.finished_cells())} cells)"
+        n = len(self.store.finished_cells())
+        return f"Results({str(self.root)!r}: {len(self.runs)} runs in {n} cells)"
 
 
-def run(suite_or_path: Suite | str | Path, out: str | Path | None = None, force: bool = False, progress: bool = False) -> Results:
+def run(
+    suite_or_path: Suite | str | Path,
+    out: str | Path | None = None,
+    force: bool = False,
+    progress: bool = False,
+) -> Results:
     """Run a suite (a :class:`Suite` or a TOML path) into ``out`` and read the results back."""
     suite = suite_or_path if isinstance(suite_or_path, Suite) else config_mod.load(suite_or_path)
     out = Path(out) if out is not None else Path("results") / suite.name

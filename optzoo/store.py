@@ -137,8 +137,9 @@ class Store:
         if old is not None and old.get("digest") != digest:
             if not force:
                 raise ConfigError(
-                    f"{self.root} holds results of a different suite ({old.get('suite', {}).get('name')!r}); "
-                    "use --force to replace them, or --out for another directory"
+                    f"{self.root} holds results of a different suite "
+                    f"({old.get('suite', {}).get('name')!r}); use --force to replace them, "
+                    "or --out for another directory"
                 )
             shutil.rmtree(self.cells_dir, ignore_errors=True)
             for sub in ("tables", "figures"):
@@ -148,13 +149,20 @@ class Store:
             self.root.mkdir(parents=True, exist_ok=True)
             write_json(
                 self.root / MANIFEST,
-                {"suite": suite_dict, "digest": digest, "seed": suite_dict.get("seed"), **environment()},
+                {
+                    "suite": suite_dict,
+                    "digest": digest,
+                    "seed": suite_dict.get("seed"),
+                    **environment(),
+                },
             )
 
     def done(self, cell: str) -> bool:
         return (self.cells_dir / f"{cell}.done.json").is_file()
 
-    def write_cell(self, cell: str, frames: dict[str, pd.DataFrame], problem: dict, meta: dict) -> None:
+    def write_cell(
+        self, cell: str, frames: dict[str, pd.DataFrame], problem: dict, meta: dict
+    ) -> None:
         """Write a finished cell: each frame and the problem file atomically, then the marker."""
         for kind, df in frames.items():
             if df is not None:
@@ -186,5 +194,8 @@ class Store:
         return out
 
     def timings(self) -> pd.DataFrame:
-        rows = [json.loads((self.cells_dir / f"{c}.done.json").read_text()) for c in self.finished_cells()]
+        rows = [
+            json.loads((self.cells_dir / f"{c}.done.json").read_text())
+            for c in self.finished_cells()
+        ]
         return pd.DataFrame(rows)

@@ -36,7 +36,7 @@ name = "adam"
 lr = [1e-2, 1e-1]
 """
 
-CUSTOM = '''
+CUSTOM = """
 import torch
 import optzoo
 
@@ -54,7 +54,7 @@ def nan_at_x0(x):
 
 def factory():
     return optzoo.Problem(fn=bowl, x0=[2.0, -1.0], name="bowl", f_star=0.0)
-'''
+"""
 
 
 def run_cli(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -104,7 +104,9 @@ BAD_ARGS = [
 
 
 @pytest.mark.parametrize("args,needle", BAD_ARGS, ids=[" ".join(a) for a, _ in BAD_ARGS])
-def test_user_errors_exit_2_with_one_line_and_write_nothing(work, monkeypatch, capsys, args, needle):
+def test_user_errors_exit_2_with_one_line_and_write_nothing(
+    work, monkeypatch, capsys, args, needle
+):
     (work / "broken.toml").write_text("[suite\nsteps = 3")
     (work / "wrongtype.toml").write_text(TINY.replace("steps = 60", 'steps = "sixty"'))
     monkeypatch.chdir(work)
@@ -133,12 +135,17 @@ def test_a_user_error_has_no_traceback_in_a_real_process(work):
 def test_a_different_suite_in_the_same_directory_is_refused(work, monkeypatch, capsys):
     monkeypatch.chdir(work)
     out = str(work / "o")
-    assert bench.main(["--config", "tiny.toml", "--out", out, "--quiet", "--optimizers", "sgd"]) == 0
+    assert (
+        bench.main(["--config", "tiny.toml", "--out", out, "--quiet", "--optimizers", "sgd"]) == 0
+    )
     before = {p: p.stat().st_mtime_ns for p in files_under(work / "o")}
     assert bench.main(["--config", "tiny.toml", "--out", out, "--quiet", "--steps", "7"]) == 2
     assert "--force" in capsys.readouterr().err
     assert {p: p.stat().st_mtime_ns for p in files_under(work / "o")} == before  # nothing lost
-    assert bench.main(["--config", "tiny.toml", "--out", out, "--quiet", "--steps", "7", "--force"]) == 0
+    assert (
+        bench.main(["--config", "tiny.toml", "--out", out, "--quiet", "--steps", "7", "--force"])
+        == 0
+    )
     runs = pd.read_parquet(next((work / "o" / "cells").glob("*.runs.parquet")))
     assert runs["steps"].max() <= 7
 
@@ -184,9 +191,13 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(work):
 
 
 def test_custom_losses_from_the_command_line(work):
-    r = run_cli(["--config", "tiny.toml", "--problem", "mylosses:factory", "--quiet", "--no-report"], work)
+    r = run_cli(
+        ["--config", "tiny.toml", "--problem", "mylosses:factory", "--quiet", "--no-report"], work
+    )
     assert r.returncode == 0, r.stderr
-    runs = pd.read_parquet(next((work / "results" / "custom-bowl" / "cells").glob("*.runs.parquet")))
+    runs = pd.read_parquet(
+        next((work / "results" / "custom-bowl" / "cells").glob("*.runs.parquet"))
+    )
     assert set(runs["problem"]) == {"bowl"}
     r = run_cli(
         [
@@ -208,7 +219,9 @@ def test_custom_losses_from_the_command_line(work):
 
 
 def test_help_lists_the_flags():
-    r = subprocess.run([sys.executable, "-m", "optzoo.bench", "--help"], capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "optzoo.bench", "--help"], capture_output=True, text=True
+    )
     assert r.returncode == 0
     for flag in textwrap.dedent("""--config --out --optimizers --problems --problem --x0 --f-star
         --bounds --expr --steps --starts --seeds --device --dtype --force --quiet""").split():

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 from optzoo import config
 from optzoo.errors import ConfigError
@@ -76,18 +76,36 @@ def test_digest_ignores_the_name_but_not_the_budget(tmp_path):
 
 BAD = [
     ("[suite\nname=1", "malformed TOML"),
-    ('[suite]\nsteps = "ten"\n' + GOOD.split("[options]")[1], "suite.steps"),
-    ("[suite]\nsteps = -5\n[[problems]]\nname='rosenbrock'\n[[optimizers]]\nname='sgd'", "suite.steps"),
-    ("[suite]\nsteps = 1.5\n[[problems]]\nname='rosenbrock'\n[[optimizers]]\nname='sgd'", "suite.steps"),
-    ("[suite]\nbudget = 3\n[[problems]]\nname='rosenbrock'\n[[optimizers]]\nname='sgd'", "unknown key 'budget'"),
+    ('[suite]\nsteps = "ten"\n[options]' + GOOD.split("[options]")[1], "suite.steps"),
+    (
+        "[suite]\nsteps = -5\n[[problems]]\nname='rosenbrock'\n[[optimizers]]\nname='sgd'",
+        "suite.steps",
+    ),
+    (
+        "[suite]\nsteps = 1.5\n[[problems]]\nname='rosenbrock'\n[[optimizers]]\nname='sgd'",
+        "suite.steps",
+    ),
+    (
+        "[suite]\nbudget = 3\n[[problems]]\nname='rosenbrock'\n[[optimizers]]\nname='sgd'",
+        "unknown key 'budget'",
+    ),
     ("[[problems]]\nname='nope'\n[[optimizers]]\nname='sgd'", "unknown problem 'nope'"),
     ("[[problems]]\nname='rosenbrock'\n[[optimizers]]\nname='sgdd'", "unknown optimizer 'sgdd'"),
     ("[[problems]]\nname='rosenbrock'\n[[optimizers]]\nname='adam'\nlr=-1.0", "lr"),
     ("[[problems]]\nname='rosenbrock'\n[[optimizers]]\nname='adam'\nlr='fast'", "lr"),
-    ("[[problems]]\nname='rosenbrock'\n[[optimizers]]\nname='adam'\nbogus=1", "unknown hyperparameter"),
+    (
+        "[[problems]]\nname='rosenbrock'\n[[optimizers]]\nname='adam'\nbogus=1",
+        "unknown hyperparameter",
+    ),
     ("[[problems]]\nname='rosenbrock'\n[[optimizers]]\nname='adam'\nlr={log=[1,0.1,3]}", "log"),
-    ("[options]\nschedule='linear'\n[[problems]]\nname='rosenbrock'\n[[optimizers]]\nname='sgd'", "schedule"),
-    ("[suite]\ndtype='float16'\n[[problems]]\nname='rosenbrock'\n[[optimizers]]\nname='sgd'", "float64"),
+    (
+        "[options]\nschedule='linear'\n[[problems]]\nname='rosenbrock'\n[[optimizers]]\nname='sgd'",
+        "schedule",
+    ),
+    (
+        "[suite]\ndtype='float16'\n[[problems]]\nname='rosenbrock'\n[[optimizers]]\nname='sgd'",
+        "float64",
+    ),
     ("[[optimizers]]\nname='sgd'", "problems"),
     ("[[problems]]\nname='rosenbrock'\nparams={dim=0}\n[[optimizers]]\nname='sgd'", "dim"),
 ]

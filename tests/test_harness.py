@@ -129,7 +129,9 @@ def test_traces_and_paths():
     assert set(res.paths["run"]) == set(res.runs[res.runs.start_id == 0]["run"])
     p = res.paths[res.paths.run == 0]
     assert len(p) == 201 and p[["x", "y"]].iloc[0].tolist() == [-1.2, 1.0]
-    np.testing.assert_allclose(p["f"], rosen(torch.tensor(p[["x", "y"]].values)).numpy(), rtol=1e-12)
+    np.testing.assert_allclose(
+        p["f"], rosen(torch.tensor(p[["x", "y"]].values)).numpy(), rtol=1e-12
+    )
 
 
 def test_gradient_noise_is_seeded_per_run():
@@ -150,7 +152,9 @@ def test_clipping_bounds_every_step():
 
 def test_schedules():
     s = suite(steps=100)
-    assert s.replace(schedule={"kind": "exponential", "gamma": 0.9}).lr_factor(3) == pytest.approx(0.729)
+    assert s.replace(schedule={"kind": "exponential", "gamma": 0.9}).lr_factor(3) == pytest.approx(
+        0.729
+    )
     p = s.replace(schedule={"kind": "piecewise", "milestones": [10, 20], "gamma": 0.1})
     assert [p.lr_factor(t) for t in (9, 10, 20)] == pytest.approx([1, 0.1, 0.01])
     it = s.replace(schedule={"kind": "inverse_time", "decay": 0.5})

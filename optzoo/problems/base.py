@@ -34,7 +34,9 @@ def _as_points(points: Any, d: int, what: str, name: str) -> tuple[tuple[float, 
     for p in points or ():
         t = tuple(float(v) for v in torch.as_tensor(p, dtype=torch.float64).reshape(-1).tolist())
         if len(t) != d:
-            raise ConfigError(f"problem {name!r}: a point in {what} has {len(t)} coordinates, dim is {d}")
+            raise ConfigError(
+                f"problem {name!r}: a point in {what} has {len(t)} coordinates, dim is {d}"
+            )
         out.append(t)
     return tuple(out)
 
@@ -81,10 +83,13 @@ class Problem:
         if not isinstance(name, str) or not name:
             raise ConfigError("a problem's name must be a non-empty string")
         if not callable(self.fn):
-            raise ConfigError(f"problem {name!r}: fn must be callable, got {type(self.fn).__name__}")
+            raise ConfigError(
+                f"problem {name!r}: fn must be callable, got {type(self.fn).__name__}"
+            )
         if self.category not in CATEGORIES:
             raise ConfigError(
-                f"problem {name!r}: unknown category {self.category!r}; allowed: {', '.join(CATEGORIES)}"
+                f"problem {name!r}: unknown category {self.category!r}; "
+                f"allowed: {', '.join(CATEGORIES)}"
             )
         try:
             x0 = torch.as_tensor(self.x0, dtype=torch.float64).detach().reshape(-1).clone()
@@ -104,7 +109,8 @@ class Problem:
                 b = b.T
             if b.shape != (2, d) or not bool((b[0] < b[1]).all()):
                 raise ConfigError(
-                    f"problem {name!r}: bounds must be (lo, hi) or one (lo, hi) per coordinate with lo < hi"
+                    f"problem {name!r}: bounds must be (lo, hi), or one (lo, hi) per coordinate, "
+                    "with lo < hi"
                 )
             lo, hi = b[0].clone(), b[1].clone()
         object.__setattr__(self, "bounds", torch.stack([lo, hi]))
@@ -147,7 +153,9 @@ class Problem:
         if self.saddles:
             s = torch.tensor(self.saddles[0], dtype=x.dtype, device=x.device)
             fs = self.f_saddle()
-            return (f < fs - self.escape_drop) | (torch.linalg.vector_norm(x - s, dim=-1) > self.escape_radius)
+            return (f < fs - self.escape_drop) | (
+                torch.linalg.vector_norm(x - s, dim=-1) > self.escape_radius
+            )
         return torch.zeros_like(f, dtype=torch.bool)
 
     def sample_starts(self, n: int, seed: int, dtype=torch.float64, device="cpu") -> Tensor:
@@ -198,7 +206,9 @@ class Problem:
         if out.is_complex() or not out.is_floating_point():
             raise ConfigError(f"problem {name!r}: the loss must be a real floating-point tensor")
         if not bool(torch.isfinite(out).all()):
-            raise ConfigError(f"problem {name!r}: the loss is not finite at x0 (f(x0) = {out.item()})")
+            raise ConfigError(
+                f"problem {name!r}: the loss is not finite at x0 (f(x0) = {out.item()})"
+            )
         if not out.requires_grad:
             raise ConfigError(
                 f"problem {name!r}: the loss is not differentiable at x0 (no autograd graph to x)"
