@@ -6,7 +6,16 @@ constructor arguments and defaults and match it step for step. ``Momentum``, ``N
 ``AdaDelta`` and ``Newton`` complete the zoo.
 """
 
-from optzoo.optim.first_order import SGD, AdaDelta, Adagrad, Adam, AdamW, Momentum, Nesterov, RMSprop
+from optzoo.optim.first_order import (
+    SGD,
+    AdaDelta,
+    Adagrad,
+    Adam,
+    AdamW,
+    Momentum,
+    Nesterov,
+    RMSprop,
+)
 from optzoo.optim.second_order import LBFGS, Newton
 
 __all__ = [

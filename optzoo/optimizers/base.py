@@ -76,7 +76,8 @@ class Optimizer:
             if k in self.flags:
                 if isinstance(v, Tensor | list | tuple) and k != "betas":
                     raise ConfigError(
-                        f"optimizer {self.name!r}: {k} must be one value for the whole batch, got {v!r}"
+                        f"optimizer {self.name!r}: {k} must be one value for the whole batch, "
+                        f"got {v!r}"
                     )
             elif isinstance(v, list):
                 merged[k] = torch.tensor(v, dtype=torch.float64)
@@ -102,7 +103,9 @@ class Optimizer:
             ) from None
         for v in vals:
             if math.isnan(v) or not ok(v):
-                raise ConfigError(f"optimizer {self.name!r}: invalid {key} {v!r}; allowed: {allowed}")
+                raise ConfigError(
+                    f"optimizer {self.name!r}: invalid {key} {v!r}; allowed: {allowed}"
+                )
 
     # -- running ---------------------------------------------------------------------------------
     def resolved(self, x: Tensor, lr_scale: Hyper = 1.0) -> dict[str, Any]:
