@@ -25,6 +25,8 @@ REGISTRY: dict[str, str] = {
     "adadelta": "adadelta:AdaDelta",
     "newton": "newton:Newton",
     "lbfgs": "lbfgs:LBFGS",
+    "sgd+escape": "escape:SGDEscape",
+    "momentum+escape": "escape:MomentumEscape",
 }
 
 
