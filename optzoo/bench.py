@@ -206,9 +206,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.report:
         from optzoo import report
 
-        report.write(out)
-        if not args.quiet:
-            print(report.summary(out))
+        try:
+            report.write(out)
+            if not args.quiet:
+                print(report.summary(out))
+        except ConfigError as e:
+            print(f"optzoo.bench: error: {e}", file=sys.stderr)
+            return EXIT_USER
     if not args.quiet:
         print(f"optzoo: done in {wall:.1f}s; tables in {out / 'tables'}", file=sys.stderr)
     return EXIT_OK

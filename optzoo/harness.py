@@ -29,12 +29,11 @@ from torch import Tensor
 from optzoo import config as config_mod
 from optzoo.config import OptimizerSpec, ProblemSpec, Suite
 from optzoo.errors import ConfigError
+from optzoo.metrics import LADDER
 from optzoo.problems.base import Problem
 from optzoo.problems.oracle import Oracle
 from optzoo.store import Store, cell_name
 
-# The COCO target ladder: f - f* <= 10^2 ... 10^-8, 51 values, step 10^0.2.
-LADDER = np.array([10.0 ** (2 - 0.2 * i) for i in range(51)])
 
 RUN_COLUMNS = {
     "problem": "problem key, e.g. rosenbrock[dim=2]",
@@ -93,6 +92,7 @@ class CellResult:
     paths: pd.DataFrame | None
     problem: dict
     meta: dict
+    landscape: pd.DataFrame | None = None  # f on a grid over the box (2-D problems)
 
 
 def make_problem(spec: ProblemSpec | Problem) -> Problem:
@@ -132,8 +132,13 @@ def run_cell(
     pspec: ProblemSpec | Problem,
     ospec: OptimizerSpec,
     on_step: Callable[[int], None] | None = None,
+    landscape: bool = False,
 ) -> CellResult:
-    """Run one problem x optimizer cell: the whole grid as one batch per flag group."""
+    """Run one problem x optimizer cell: the whole grid as one batch per flag group.
+
+    With ``landscape``, f is also sampled on a grid over a 2-D problem's box for the report's
+    contour plots (the report never evaluates a loss itself); one cell per problem carries it.
+    """
     from optzoo import optimizers
 
     problem = make_problem(pspec)
@@ -236,7 +241,27 @@ def run_cell(
         "wall_s": wall,
         "point_steps": int(recs["steps"].sum()),
     }
-    return CellResult(cell_name(pkey, ospec.key), runs, traces, paths, info, meta)
+    grid = landscape_grid(problem) if landscape else None
+    return CellResult(cell_name(pkey, ospec.key), runs, traces, paths, info, meta, grid)
+
+
+def landscape_grid(problem: Problem, n: int = 101) -> pd.DataFrame | None:
+    """f on an n x n grid over a 2-D problem's box (columns x, y, f), for contour plots."""
+    if problem.dim != 2:
+        return None
+    lo, hi = problem.bounds[0].tolist(), problem.bounds[1].tolist()
+    xs = torch.linspace(lo[0], hi[0], n, dtype=torch.float64)
+    ys = torch.linspace(lo[1], hi[1], n, dtype=torch.float64)
+    X, Y = torch.meshgrid(xs, ys, indexing="xy")
+    with torch.no_grad():
+        f = problem.fn(torch.stack([X.reshape(-1), Y.reshape(-1)], dim=-1))
+    return pd.DataFrame(
+        {
+            "x": X.reshape(-1).numpy(),
+            "y": Y.reshape(-1).numpy(),
+            "f": f.detach().to(torch.float64).reshape(-1).cpu().numpy(),
+        }
+    )
 
 
 def _same_value(a: Any, b: Any) -> bool:
@@ -496,7 +521,8 @@ def endpoints(problem: Problem, x: Tensor, status: np.ndarray, suite: Suite) -> 
         return out
     if not ok.any():
         return out
-    res = analysis.classify_batch(problem, x[torch.as_tensor(ok)])
+    # Dense spectra up to a few hundred dimensions; beyond, Lanczos gives the extremes only.
+    res = analysis.classify_batch(problem, x[torch.as_tensor(ok)], dense_max=256)
     kinds = np.asarray(res["kind"], dtype=object)
     gnorm = np.asarray(res["grad_norm"], dtype=np.float64)
     # Not critical: a tiny gradient means a plateau; else where success was declared, or budget.
@@ -535,6 +561,7 @@ def run_suite(
         _digest(suite, custom),
         force=force,
     )
+    first = suite.optimizers[0]
     pending = [(p, o) for p, o in todo if not store.done(cell_name(problem_key(p), o.key))]
     bar = None
     if progress:
@@ -548,10 +575,15 @@ def run_suite(
             if bar is not None:
                 bar.set_description(f"{problem_key(p)} x {o.key}")
             t0 = time.perf_counter()
-            res = run_cell(suite, p, o)
+            res = run_cell(suite, p, o, landscape=o is first)
             store.write_cell(
                 res.cell,
-                {"runs": res.runs, "traces": res.traces, "paths": res.paths},
+                {
+                    "runs": res.runs,
+                    "traces": res.traces,
+                    "paths": res.paths,
+                    "landscape": res.landscape,
+                },
                 res.problem,
                 res.meta,
             )

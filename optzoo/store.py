@@ -6,6 +6,8 @@ Layout of a results directory::
     cells/<cell>.runs.parquet        one row per run (see harness.RUN_COLUMNS)
     cells/<cell>.traces.parquet      f and cost at log-spaced steps, every run
     cells/<cell>.paths.parquet       full trajectories of a few runs (2-D problems only)
+    cells/<cell>.landscape.parquet   f on a 101 x 101 grid over the box (2-D problems; the
+                                     first optimizer's cell of each problem only)
     cells/<cell>.problem.json        the problem's facts (f*, minimizers, saddles, bounds)
     cells/<cell>.done.json           written last: the cell is complete; holds its wall time
     tables/, figures/                written by optzoo.report from the files above
@@ -34,7 +36,7 @@ from optzoo.errors import ConfigError
 
 MANIFEST = "manifest.json"
 CELLS = "cells"
-KINDS = ("runs", "traces", "paths")
+KINDS = ("runs", "traces", "paths", "landscape")
 
 
 def cell_name(problem_key: str, optimizer: str) -> str:

@@ -1,0 +1,180 @@
+"""Metrics against hand-computed values: runtimes, aRT, ECDF, performance profiles, tuning."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from optzoo import metrics
+
+
+def test_ladder_is_cocos_and_matches_the_harness():
+    from optzoo.harness import LADDER
+
+    assert len(metrics.LADDER) == 51
+    assert metrics.LADDER[0] == 100.0
+    assert metrics.LADDER[-1] == pytest.approx(1e-8, rel=1e-12)
+    assert np.array_equal(metrics.LADDER, LADDER)
+    assert metrics.ladder_index(1e-8) == 50
+    assert metrics.ladder_index(1e1) == 5
+    assert metrics.ladder_index(1e-7) == 45
+    assert metrics.ladder_index(1e9) == 0
+
+
+def test_runtime_uses_total_evals_for_unreached_targets():
+    hits = np.array([[5, -1], [3, 7]])
+    total = np.array([40, 9])
+    assert metrics.runtime(hits, total).tolist() == [[5.0, 40.0], [3.0, 7.0]]
+    assert metrics.runtime(np.array([-1, 4]), np.array([12, 4])).tolist() == [12.0, 4.0]
+
+
+def test_art_is_infinite_when_every_run_fails():
+    assert metrics.art(np.array([-1, -1, -1]), np.array([100, 50, 70])) == math.inf
+
+
+def test_art_with_mixed_success():
+    # Two successes at 10 and 20 evaluations, one failure after 100: (10 + 20 + 100) / 2.
+    assert metrics.art(np.array([10, 20, -1]), np.array([10, 20, 100])) == 65.0
+    # Per target: target 0 reached by both, target 1 by none.
+    out = metrics.art(np.array([[2, -1], [4, -1]]), np.array([8, 6]))
+    assert out.tolist() == [3.0, math.inf]
+
+
+def test_success_rate_and_divergence_and_endpoints():
+    assert metrics.success_rate(np.array([3, -1, 5, -1])) == 0.5
+    assert metrics.divergence_count(["budget", "diverged", "solved", "diverged"]) == 2
+    ends = ["saddle"] * 37 + ["minimum"] * 27
+    assert metrics.endpoint_counts(ends) == "saddle 37/64, minimum 27/64"
+    # Equal counts are ordered by name, so the text is deterministic.
+    assert metrics.endpoint_counts(["b", "a"]) == "a 1/2, b 1/2"
+
+
+def test_quartiles():
+    assert metrics.quartiles([1, 2, 3, 4]) == (1.75, 2.5, 3.25)
+    assert all(math.isnan(v) for v in metrics.quartiles([]))
+    # Infinities (diverged runs) order last instead of turning the quantiles into NaN.
+    assert metrics.quartiles([1.0, math.inf, math.inf]) == (math.inf, math.inf, math.inf)
+    assert metrics.quartiles([1.0, 3.0, math.inf])[:2] == (2.0, 3.0)
+    assert metrics.to_target_quartiles(np.array([-1, 10, 20, -1, 30])) == (15.0, 20.0, 25.0)
+
+
+def test_runtime_ecdf_by_hand():
+    p1 = np.array([[1, 10], [-1, -1]])  # 2 runs x 2 targets; the second run fails both
+    p2 = np.array([[5]])  # 1 run x 1 target
+    budgets = np.array([0, 1, 5, 10, 100])
+    # p1: 0, 1/4, 1/4, 2/4, 2/4; p2: 0, 0, 1, 1, 1; each problem weighs 1/2.
+    expect = [0.0, 0.125, 0.625, 0.75, 0.75]
+    assert metrics.runtime_ecdf([p1, p2], budgets) == pytest.approx(expect)
+    assert metrics.runtime_ecdf([], budgets).tolist() == [0.0] * 5
+
+
+def test_performance_profile_by_hand():
+    cost = pd.DataFrame(
+        {"A": [10.0, 20.0, math.inf], "B": [20.0, 10.0, 30.0]}, index=["p1", "p2", "p3"]
+    )
+    rho = metrics.performance_profile(cost, np.array([1.0, 1.5, 2.0, 100.0]))
+    # A: ratio 1 on p1, 2 on p2, unsolved p3. B: 2 on p1, 1 on p2, 1 on p3.
+    assert rho["A"].tolist() == pytest.approx([1 / 3, 1 / 3, 2 / 3, 2 / 3])
+    assert rho["B"].tolist() == pytest.approx([2 / 3, 2 / 3, 1.0, 1.0])
+    # A problem no solver solves counts for none.
+    both = pd.DataFrame({"A": [1.0, math.inf], "B": [2.0, np.nan]})
+    assert metrics.performance_profile(both, np.array([10.0]))["A"].tolist() == [0.5]
+
+
+def _stats(rows):
+    cols = ["problem", "category", "optimizer", "hp_id", "hp", "lr", "art", "success_rate",
+            "successes", "runs", "f_final_q50"]  # fmt: skip
+    return pd.DataFrame(rows, columns=cols)
+
+
+def test_best_lr_per_problem():
+    s = _stats(
+        [
+            # p: aRT 50 twice; the tie goes to the higher success rate (hp 2).
+            ("p", "c", "o", 0, "a", 0.1, 100.0, 0.5, 2, 4, 1.0),
+            ("p", "c", "o", 1, "b", 0.01, 50.0, 0.5, 2, 4, 1.0),
+            ("p", "c", "o", 2, "c", 0.001, 50.0, 1.0, 4, 4, 1.0),
+            # q: nobody succeeds; the lowest median final f wins (hp 1).
+            ("q", "c", "o", 0, "a", 0.1, math.inf, 0.0, 0, 4, 3.0),
+            ("q", "c", "o", 1, "b", 0.01, math.inf, 0.0, 0, 4, 1.0),
+            ("q", "c", "o", 2, "c", 0.001, math.inf, 0.0, 0, 4, 2.0),
+        ]
+    )
+    best = metrics.best_per_problem(s).set_index("problem")
+    assert best.loc["p", "hp_id"] == 2
+    assert best.loc["q", "hp_id"] == 1
+
+
+def test_one_lr_per_category():
+    s = _stats(
+        [
+            # Setting "a" solves both problems but slowly on p; "b" is fast on p, fails q.
+            ("p", "c", "o", 0, "a", 0.1, 400.0, 1.0, 4, 4, 0.0),
+            ("p", "c", "o", 1, "b", 0.01, 100.0, 1.0, 4, 4, 0.0),
+            ("q", "c", "o", 0, "a", 0.1, 200.0, 1.0, 4, 4, 0.0),
+            ("q", "c", "o", 1, "b", 0.01, math.inf, 0.0, 0, 4, 5.0),
+            # Category d: equal success; "b" has the lower aRT ratio (log10(1) vs log10(2)).
+            ("r", "d", "o", 0, "a", 0.1, 200.0, 1.0, 4, 4, 0.0),
+            ("r", "d", "o", 1, "b", 0.01, 100.0, 1.0, 4, 4, 0.0),
+        ]
+    )
+    out = metrics.per_category(s)
+    chosen = out.groupby("category")["cat_lr"].first().to_dict()
+    assert chosen == {"c": 0.1, "d": 0.01}
+    assert sorted(out[out["category"] == "c"]["problem"]) == ["p", "q"]
+
+
+def test_problem_hits_escape_and_reference_value():
+    runs = pd.DataFrame(
+        {
+            "optimizer": ["o", "o", "o"],
+            "run": [0, 1, 2],
+            "status": ["solved", "budget", "solved"],
+            "evals": [12, 50, 3],
+            "steps": [11, 50, 2],
+        }
+    )
+    h = metrics.problem_hits(runs, {"f_star": None, "saddles": [[0.0, 0.0]]})
+    assert h.kind == "escape"
+    assert h.evals[:, 0].tolist() == [12, -1, 3]
+    assert h.success.tolist() == [True, False, True]
+
+    # Neither f* nor a saddle: targets relative to the lowest f in the traces (here 1.0).
+    traces = pd.DataFrame(
+        {
+            "optimizer": ["o"] * 6,
+            "run": [0, 0, 0, 1, 1, 1],
+            "step": [0, 1, 2, 0, 1, 2],
+            "evals": [1, 2, 3, 1, 2, 3],
+            "f": [102.0, 11.0, 1.0, 50.0, 30.0, 40.0],
+        }
+    )
+    h = metrics.problem_hits(runs.iloc[:2], {"f_star": None, "saddles": []}, traces)
+    assert h.kind == "f_ref" and h.f_ref == 1.0
+    col = {t: metrics.ladder_index(t) for t in (1e2, 1e1, 1e-8)}
+    assert h.evals[0, col[1e2]] == 2  # f - f_ref = 10 <= 100 at evals 2
+    assert h.evals[0, col[1e1]] == 2
+    assert h.evals[0, col[1e-8]] == 3
+    assert h.evals[1, col[1e2]] == 1  # 49 <= 100 at once
+    assert h.evals[1, col[1e1]] == -1  # never within 10 of f_ref
+    assert h.steps[0, col[1e-8]] == 2
+    # A run that stopped between two logged steps: its last iterate closes its trace.
+    ended = runs.iloc[:2].assign(f_final=[1.0, 6.0], evals=[3, 7], steps=[2, 6])
+    h = metrics.problem_hits(ended, {"f_star": None, "saddles": []}, traces)
+    assert h.evals[1, col[1e1]] == 7 and h.steps[1, col[1e1]] == 6
+    assert h.evals[1, col[1e-8]] == -1
+
+
+def test_landscape_metrics():
+    assert metrics.zigzag(np.array([10.0, 3.0, 0.0]), np.array([2.0, 3.0, 0.0]))[:2].tolist() == [
+        5.0,
+        1.0,
+    ]
+    assert math.isnan(metrics.zigzag(np.array([0.0]), np.array([0.0]))[0])
+    assert metrics.path_efficiency(np.array([10.0]), np.array([2.0])).tolist() == [0.2]
+    assert metrics.flat_fraction(np.array([5]), np.array([20])).tolist() == [0.25]
+    assert metrics.divergence_rate(["diverged", "budget", "solved", "diverged"]) == 0.5
+    assert metrics.escape_steps(np.array([-1, 4, 0, -1])).tolist() == [4.0, 0.0]

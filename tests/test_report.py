@@ -1,0 +1,264 @@
+"""The report: every table and figure from a tiny real results directory, byte-identical tables
+on regeneration, and no optimizer imported."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from optzoo import report
+from optzoo.config import OptimizerSpec, Suite
+from optzoo.harness import run_cell
+from optzoo.problems.base import Problem
+from optzoo.store import Store, write_frame
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def quad(x):
+    return 0.5 * (x[..., 0] ** 2 + 10 * x[..., 1] ** 2)
+
+
+def rosen(x):
+    return (1 - x[..., 0]) ** 2 + 100 * (x[..., 1] - x[..., 0] ** 2) ** 2
+
+
+def saddle(x):
+    return x[..., 0] ** 2 - x[..., 1] ** 2
+
+
+def steep(x):
+    # A steep wall at x1 = 1: large learning rates are thrown off it.
+    return (
+        x[..., 0] ** 2 + x[..., 1] ** 2 + 1e3 * torch.nn.functional.softplus(20 * (x[..., 0] - 1))
+    )
+
+
+def bowl(x):
+    return torch.log1p(x[..., 0] ** 2 + x[..., 1] ** 2)
+
+
+PROBLEMS = [
+    Problem(quad, x0=[1.0, 1.0], name="quad", category="ravine", f_star=0.0,
+            minimizers=[[0.0, 0.0]], bounds=[-2.0, 2.0]),
+    Problem(rosen, x0=[-1.2, 1.0], name="rosen", category="multimodal", f_star=0.0,
+            minimizers=[[1.0, 1.0]], bounds=[-2.0, 2.0]),
+    Problem(saddle, x0=[0.5, 1e-3], name="saddle", category="saddle", saddles=[[0.0, 0.0]],
+            bounds=[-1.0, 1.0], escape_radius=1.5),
+    Problem(steep, x0=[0.5, 0.5], name="steep", category="cliff", f_star=0.0,
+            minimizers=[[0.0, 0.0]], bounds=[-1.0, 1.0]),
+    Problem(bowl, x0=[1.0, -1.0], name="bowl", category="plateau", bounds=[-2.0, 2.0]),
+]  # fmt: skip
+OPTIMIZERS = (
+    OptimizerSpec("sgd", {"lr": [1e-3, 1e-2, 1e-1]}),
+    OptimizerSpec("momentum", {"lr": [1e-3, 1e-2, 1e-1]}),
+)
+WITH_GRID = {"quad", "saddle"}  # the others exercise the report without a stored landscape
+
+
+def landscape(problem: Problem, n: int = 41) -> pd.DataFrame:
+    lo, hi = problem.bounds.tolist()
+    xs = torch.linspace(lo[0], hi[0], n, dtype=torch.float64)
+    ys = torch.linspace(lo[1], hi[1], n, dtype=torch.float64)
+    X, Y = torch.meshgrid(xs, ys, indexing="xy")
+    f = problem.fn(torch.stack([X.reshape(-1), Y.reshape(-1)], -1)).detach()
+    return pd.DataFrame({"x": X.reshape(-1).numpy(), "y": Y.reshape(-1).numpy(), "f": f.numpy()})
+
+
+def build(root: Path, problems: list[Problem], **kw) -> Path:
+    suite = Suite(name="tiny", problems=(), optimizers=OPTIMIZERS, steps=60, starts=3, **kw)
+    store = Store(root)
+    store.open(suite.to_dict(), suite.digest())
+    for p in problems:
+        for o in OPTIMIZERS:
+            res = run_cell(suite, p, o)
+            frames = {"runs": res.runs, "traces": res.traces, "paths": res.paths}
+            grid = getattr(res, "landscape", None)
+            if grid is not None:
+                frames["landscape"] = grid
+            store.write_cell(res.cell, frames, res.problem, res.meta)
+            if grid is None and p.name in WITH_GRID:
+                write_frame(store.cells_dir / f"{res.cell}.landscape.parquet", landscape(p))
+    return root
+
+
+PROBE = """
+import runpy, sys
+sys.argv = ["optzoo.report", {root!r}]
+try:
+    runpy.run_module("optzoo.report", run_name="__main__", alter_sys=True)
+except SystemExit as e:
+    assert not e.code, e.code
+bad = [m for m in ("optzoo.optimizers", "optzoo.harness", "optzoo.analysis") if m in sys.modules]
+assert not bad, bad
+"""
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> tuple[Path, dict[str, bytes]]:
+    """A tiny real results directory; its tables written here, then deleted and regenerated
+    with every figure by ``python -m optzoo.report DIR`` in a fresh process that must not import
+    an optimizer or the harness."""
+    root = build(tmp_path_factory.mktemp("res") / "tiny", PROBLEMS)
+    report.write(root, figures=False)
+    first = {p.name: p.read_bytes() for p in (root / "tables").iterdir()}
+    shutil.rmtree(root / "tables")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE.format(root=str(root))],
+        capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    return root, first
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", head[16:24])
+
+
+def px(inches: tuple[float, float]) -> tuple[int, int]:
+    return (round(inches[0] * report.DPI), round(inches[1] * report.DPI))
+
+
+def test_every_table_is_written(results):
+    results, _ = results
+    tables = sorted(p.name for p in (results / "tables").iterdir())
+    assert tables == sorted(
+        [
+            "convergence.csv", "convergence.md", "convergence.tex", "targets.md", "targets.tex",
+            "categories.csv", "categories.md", "categories.tex", "landscape.csv", "landscape.md",
+            "timing.csv",
+        ]
+    )  # fmt: skip
+    conv = pd.read_csv(results / "tables" / "convergence.csv")
+    assert len(conv) == len(PROBLEMS) * len(OPTIMIZERS)
+    assert set(conv["tuning"]) == {"best lr per problem"}
+    assert (conv["successes"] <= conv["runs"]).all()
+    assert conv.loc[conv["problem"] == "saddle", "target"].eq("escape").all()
+    assert conv.loc[conv["problem"] == "bowl", "target"].str.startswith("f_ref").all()
+    # Wall time appears in timing.csv only.
+    for p in (results / "tables").iterdir():
+        if p.name != "timing.csv":
+            assert "wall_s" not in p.read_text()
+    timing = pd.read_csv(results / "tables" / "timing.csv")
+    assert len(timing) == len(PROBLEMS) * len(OPTIMIZERS)
+    assert (timing["point_steps_per_s"] > 0).all()
+    md = (results / "tables" / "targets.md").read_text()
+    assert "**" in md and "## quad" in md and "aRT escape" in md
+    tex = (results / "tables" / "targets.tex").read_text()
+    assert r"\toprule" in tex and r"\textbf{" in tex and "**" not in tex
+
+
+def test_every_figure_has_its_size(results):
+    results, _ = results
+    fig = results / "figures"
+    n_probs, n_opts = len(PROBLEMS), len(OPTIMIZERS)
+    n_cats = len({p.category for p in PROBLEMS})
+    expect = {
+        "convergence": px(report.figure_size(n_probs)),
+        "ecdf": px(report.figure_size(n_cats)),
+        "lr_sensitivity": px(report.figure_size(n_cats)),
+        "profile": px(report.SIZES["profile"]),
+        "zigzag": px(report.SIZES["zigzag"]),
+        "cliff": px(report.SIZES["cliff"]),
+        "basins_rosen": px(report.figure_size(n_opts)),
+        "basins_saddle": px(report.figure_size(n_opts)),
+    }
+    for p in PROBLEMS:
+        expect[f"contour_{p.name}"] = px(report.SIZES["contour"])
+    if "min_ratio" in pd.read_parquet(next((results / "cells").glob("*.runs.parquet"))).columns:
+        expect["critical_points"] = px(report.SIZES["critical_points"])  # the harness stores it
+    names = sorted(p.stem for p in fig.glob("*.png"))
+    assert names == sorted(expect)
+    assert sorted(p.stem for p in fig.glob("*.svg")) == names
+    for name, size in expect.items():
+        assert png_size(fig / f"{name}.png") == size, name
+        svg = (fig / f"{name}.svg").read_text()
+        assert svg.lstrip().startswith("<?xml") and "</svg>" in svg
+    assert not list(fig.glob("*.tmp")) and not list(fig.glob(".*"))
+
+
+def test_index_lists_every_file(results):
+    results, _ = results
+    text = report.index_markdown(results)
+    for p in list((results / "tables").iterdir()) + list((results / "figures").glob("*.png")):
+        assert p.name in text
+
+
+def test_summary(results):
+    results, _ = results
+    text = report.summary(results)
+    lines = text.splitlines()
+    assert any(line.startswith("sgd") for line in lines)
+    assert any(line.startswith("momentum") for line in lines)
+    assert "ravine" in text and "saddle" in text
+
+
+def test_tables_regenerate_byte_identical_without_importing_optimizers(results):
+    root, first = results  # the fixture's subprocess checked the imports
+    again = {p.name: p.read_bytes() for p in (root / "tables").iterdir()}
+    assert again.keys() == first.keys()
+    for name in first:
+        if name != "timing.csv":  # wall times are the same data, but their floats need not be
+            assert again[name] == first[name], name
+
+
+def test_command_line_refuses_a_non_results_dir(tmp_path, capsys):
+    assert report.main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "not a results directory" in err and "Traceback" not in err
+    assert not (tmp_path / "tables").exists()
+
+
+def test_cliff_figure_compares_two_result_sets(results, tmp_path):
+    results, _ = results
+    clipped = build(tmp_path / "clipped", [PROBLEMS[3]], clip_norm=1.0)
+    files = report.figure_cliff(results, clipped, outdir=tmp_path / "fig")
+    assert [p.name for p in files] == ["cliff.png", "cliff.svg"]
+    assert png_size(files[0]) == px(report.SIZES["cliff"])
+    # A figure whose category is absent is skipped: no ravine in this set, no zigzag figure.
+    assert report.figure_zigzag(clipped, outdir=tmp_path / "x") == []
+
+
+def _rewrite_runs(root: Path, change) -> None:
+    for p in (root / "cells").glob("*.runs.parquet"):
+        write_frame(p, change(pd.read_parquet(p)))
+
+
+def test_critical_points_drawn_only_with_the_analysis_columns(results, tmp_path):
+    results, _ = results
+    bare = tmp_path / "bare"
+    shutil.copytree(results, bare)
+    _rewrite_runs(
+        bare, lambda r: r.drop(columns=["min_ratio", "n_neg", "eigenvalues"], errors="ignore")
+    )
+    assert report.figure_critical_points(bare, outdir=tmp_path / "none") == []
+
+    def spectra(r: pd.DataFrame) -> pd.DataFrame:
+        rng = np.random.default_rng(0)
+        r["eigenvalues"] = [list(rng.normal(size=2)) for _ in range(len(r))]
+        r["min_ratio"] = [float(np.mean(np.asarray(e) > 0)) for e in r["eigenvalues"]]
+        r["n_neg"] = [int(np.sum(np.asarray(e) < 0)) for e in r["eigenvalues"]]
+        return r
+
+    for name, change in (
+        ("index", lambda r: spectra(r).drop(columns="eigenvalues")),
+        ("eig", spectra),
+    ):
+        root = tmp_path / name
+        shutil.copytree(bare, root)
+        _rewrite_runs(root, change)
+        files = report.figure_critical_points(root, outdir=tmp_path / f"{name}_fig")
+        assert [p.name for p in files] == ["critical_points.png", "critical_points.svg"]
+        assert png_size(files[0]) == px(report.SIZES["critical_points"])
