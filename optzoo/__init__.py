@@ -1,17 +1,18 @@
 """optzoo: an optimizer zoo and benchmark suite."""
 
 from optzoo.errors import ConfigError
-from optzoo.problems.base import Problem
 
 __version__ = "0.1.0"
 
+# Imported when first used, so that `python -m optzoo.report` does not pay for torch.
+_LAZY = {"Problem": "optzoo.problems.base", "run": "optzoo.harness", "Results": "optzoo.harness"}
+
 
 def __getattr__(name: str):
-    # The harness pulls in pandas and pyarrow: import it only when asked for.
-    if name in ("run", "Results"):
-        from optzoo import harness
+    if name in _LAZY:
+        import importlib
 
-        return getattr(harness, name)
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'optzoo' has no attribute {name!r}")
 
 
