@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,6 @@ from optzoo.metrics import LADDER
 from optzoo.problems.base import Problem
 from optzoo.problems.oracle import Oracle
 from optzoo.store import Store, cell_name
-
 
 RUN_COLUMNS = {
     "problem": "problem key, e.g. rosenbrock[dim=2]",
@@ -65,6 +64,7 @@ RUN_COLUMNS = {
     "endpoint": "where it ended: minimum, saddle, maximum, degenerate, plateau, diverged, budget",
     "min_ratio": "share of positive Hessian eigenvalues at x_final (NaN: unknown)",
     "n_neg": "number of negative Hessian eigenvalues at x_final (-1: unknown)",
+    "eigenvalues": "Hessian eigenvalues at x_final, ascending (problems up to 64-D; else empty)",
 }
 
 
@@ -133,11 +133,15 @@ def run_cell(
     ospec: OptimizerSpec,
     on_step: Callable[[int], None] | None = None,
     landscape: bool = False,
+    only: Sequence[int] | None = None,
 ) -> CellResult:
     """Run one problem x optimizer cell: the whole grid as one batch per flag group.
 
     With ``landscape``, f is also sampled on a grid over a 2-D problem's box for the report's
     contour plots (the report never evaluates a loss itself); one cell per problem carries it.
+    ``only`` restricts the cell to some of its runs (a chunk, for a distributed executor); since a
+    run's record does not depend on its batch, :func:`merge_chunks` of the chunks equals the
+    whole cell.
     """
     from optzoo import optimizers
 
@@ -159,7 +163,10 @@ def run_cell(
     rows = [(h, s, e) for h in range(len(combos)) for s in range(n_s) for e in range(n_seed)]
     # Group runs by their flags: each group is one tensor program.
     groups: dict[str, list[int]] = {}
+    keep = set(range(len(rows)) if only is None else only)
     for i, (h, _, _) in enumerate(rows):
+        if i not in keep:
+            continue
         key = json.dumps({k: combos[h].get(k) for k in sorted(cls.flags)}, default=str)
         groups.setdefault(key, []).append(i)
 
@@ -175,6 +182,7 @@ def run_cell(
     }
     order = np.argsort(recs["run"], kind="stable")
     recs = {k: v[order] for k, v in recs.items()}
+    rows = [rows[i] for i in recs["run"]]
 
     defaults = cls.defaults
     hp_json = [json.dumps(combos[h], sort_keys=True, default=list) for h, _, _ in rows]
@@ -215,6 +223,7 @@ def run_cell(
             "endpoint": recs["endpoint"],
             "min_ratio": recs["min_ratio"],
             "n_neg": recs["n_neg"],
+            "eigenvalues": [[float(v) for v in e] for e in recs["eigenvalues"]],
         }
     )
     runs["x_final"] = runs["x_final"].map(lambda a: [float(v) for v in a])
@@ -243,6 +252,36 @@ def run_cell(
     }
     grid = landscape_grid(problem) if landscape else None
     return CellResult(cell_name(pkey, ospec.key), runs, traces, paths, info, meta, grid)
+
+
+def merge_chunks(parts: Sequence[CellResult]) -> CellResult:
+    """One cell from chunks of its runs (see ``run_cell(only=...)``), ordered by run."""
+
+    def cat(frames: list, by: list[str]) -> pd.DataFrame | None:
+        frames = [f for f in frames if f is not None]
+        if not frames:
+            return None
+        out = pd.concat(frames, ignore_index=True)
+        return out.sort_values(by, kind="stable").reset_index(drop=True)
+
+    first = parts[0]
+    meta = {
+        **first.meta,
+        "runs": sum(p.meta["runs"] for p in parts),
+        "wall_s": sum(p.meta["wall_s"] for p in parts),
+        "point_steps": sum(p.meta["point_steps"] for p in parts),
+        "chunks": len(parts),
+    }
+    landscape = next((p.landscape for p in parts if p.landscape is not None), None)
+    return CellResult(
+        first.cell,
+        cat([p.runs for p in parts], ["run"]),
+        cat([p.traces for p in parts], ["run", "step"]),
+        cat([p.paths for p in parts], ["run", "step"]),
+        first.problem,
+        meta,
+        landscape,
+    )
 
 
 def landscape_grid(problem: Problem, n: int = 101) -> pd.DataFrame | None:
@@ -506,6 +545,9 @@ def _object_rows(a: np.ndarray) -> np.ndarray:
     return out
 
 
+EIGENVALUES_KEPT = 64  # store every run's end-point spectrum up to this dimension
+
+
 def endpoints(problem: Problem, x: Tensor, status: np.ndarray, suite: Suite) -> dict:
     """Where each run ended: diverged, or the critical-point kind of its last iterate.
 
@@ -513,7 +555,12 @@ def endpoints(problem: Problem, x: Tensor, status: np.ndarray, suite: Suite) -> 
     of positive eigenvalues and count of negative ones at the last iterate; NaN/-1 when unknown).
     """
     R = len(status)
-    out = {"endpoint": status.copy(), "min_ratio": np.full(R, np.nan), "n_neg": np.full(R, -1)}
+    out = {
+        "endpoint": status.copy(),
+        "min_ratio": np.full(R, np.nan),
+        "n_neg": np.full(R, -1),
+        "eigenvalues": _object_rows(np.zeros((R, 0))),
+    }
     ok = status != "diverged"
     try:
         from optzoo import analysis
@@ -533,6 +580,11 @@ def endpoints(problem: Problem, x: Tensor, status: np.ndarray, suite: Suite) -> 
     )
     out["min_ratio"][ok] = np.asarray(res["min_ratio"], dtype=np.float64)
     out["n_neg"][ok] = np.asarray(res["n_neg"], dtype=np.int64)
+    # The whole spectrum is kept for small problems (the minimum-ratio study draws it).
+    if res.get("eigenvalues") is not None and problem.dim <= EIGENVALUES_KEPT:
+        ev = np.asarray(res["eigenvalues"], dtype=np.float64)
+        for j, r in enumerate(np.nonzero(ok)[0]):
+            out["eigenvalues"][r] = ev[j]
     return out
 
 

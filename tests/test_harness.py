@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from optzoo.config import OptimizerSpec, Suite
-from optzoo.harness import LADDER, run_cell, trace_steps
+from optzoo.harness import LADDER, merge_chunks, run_cell, trace_steps
 from optzoo.problems.base import Problem
 
 RECORD = [
@@ -167,3 +167,15 @@ def test_schedules():
     res = run_cell(sched, quad, OptimizerSpec("sgd", {"lr": [0.5]}))
     expect = np.prod([1 - 0.5 * 0.5**t for t in range(10)])
     assert records(res, lr=0.5)["x_final"][0][0] == pytest.approx(expect, rel=1e-12)
+
+
+def test_chunks_of_a_cell_merge_into_the_whole_cell():
+    s = suite(steps=150, starts=9)
+    spec = OptimizerSpec("adam", {"lr": [1e-2, 1e-1], "amsgrad": [False, True]})
+    whole = run_cell(s, ROSEN, spec)
+    n = len(whole.runs)
+    chunks = [run_cell(s, ROSEN, spec, only=range(i, min(i + 7, n))) for i in range(0, n, 7)]
+    merged = merge_chunks(chunks[::-1])
+    pd.testing.assert_frame_equal(merged.runs, whole.runs)
+    pd.testing.assert_frame_equal(merged.traces, whole.traces)
+    pd.testing.assert_frame_equal(merged.paths, whole.paths)
