@@ -47,6 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--force", action="store_true", help="replace results of a different suite in --out"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
+    p.add_argument("--executor", default="local", help="local (default) or ray")
+    p.add_argument(
+        "--ray-address", dest="ray_address", help="Ray address; default: $RAY_ADDRESS, else local"
+    )
+    p.add_argument(
+        "--chunk-runs", dest="chunk_runs", help="with ray: split cells with more runs than this"
+    )
     p.add_argument(
         "--no-report", dest="report", action="store_false", help="skip tables and figures"
     )
@@ -146,6 +153,18 @@ def prepare(args: argparse.Namespace):
     elif kw:
         raise ConfigError("--x0, --f-star and --bounds go with --problem or --expr")
 
+    from optzoo import executors
+
+    if args.executor not in executors.EXECUTORS:
+        raise ConfigError(
+            f"--executor: unknown {args.executor!r}; allowed: {', '.join(executors.EXECUTORS)}"
+        )
+    if args.executor == "ray":
+        executors.require_ray()
+    elif args.ray_address or args.chunk_runs:
+        raise ConfigError("--ray-address and --chunk-runs go with --executor ray")
+    args.chunk_runs = _whole("--chunk-runs", args.chunk_runs, 1)
+
     if args.out:
         out = Path(args.out)
     elif custom is not None:
@@ -193,7 +212,16 @@ def main(argv: list[str] | None = None) -> int:
         n = len(cells(suite, custom))
         if not args.quiet:
             print(f"optzoo: suite {suite.name!r}: {n} cells -> {out}", file=sys.stderr)
-        run_suite(suite, out, custom=custom, force=args.force, progress=not args.quiet)
+        store = run_suite(
+            suite,
+            out,
+            custom=custom,
+            force=args.force,
+            progress=not args.quiet,
+            executor=args.executor,
+            ray_address=args.ray_address,
+            chunk_runs=args.chunk_runs,
+        )
         wall = time.perf_counter() - t0
     except ConfigError as e:
         print(f"optzoo.bench: error: {e}", file=sys.stderr)
@@ -203,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
             "optzoo.bench: interrupted; finished cells are kept, rerun to resume", file=sys.stderr
         )
         return 130
-    if args.report:
+    if args.report and store.finished_cells():
         from optzoo import report
 
         try:
@@ -213,6 +241,17 @@ def main(argv: list[str] | None = None) -> int:
         except ConfigError as e:
             print(f"optzoo.bench: error: {e}", file=sys.stderr)
             return EXIT_USER
+    failed = store.failed_cells()
+    for cell, detail in failed.items():
+        last = detail.strip().splitlines()[-1] if detail.strip() else "?"
+        print(f"optzoo.bench: cell {cell} failed: {last}", file=sys.stderr)
+    if failed:
+        print(
+            f"optzoo.bench: {len(failed)} cell(s) failed (errors in "
+            f"{out / 'cells'}/*.failed.json); the others are stored; rerun to retry",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
     if not args.quiet:
         print(f"optzoo: done in {wall:.1f}s; tables in {out / 'tables'}", file=sys.stderr)
     return EXIT_OK

@@ -604,8 +604,25 @@ def run_suite(
     force: bool = False,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
+    executor: str = "local",
+    ray_address: str | None = None,
+    chunk_runs: int | None = None,
 ) -> Store:
-    """Run every unfinished cell of a suite into ``out``; finished cells are skipped (resume)."""
+    """Run every unfinished cell of a suite into ``out``; finished cells are skipped (resume).
+
+    ``executor`` is ``"local"`` (this process) or ``"ray"`` (see :mod:`optzoo.executors`). Each
+    finished cell is written atomically as it arrives. A cell that fails is recorded in
+    ``cells/<cell>.failed.json`` with its error (see ``Store.failed_cells``) and the rest go on;
+    rerunning retries it.
+    """
+    from optzoo import executors
+
+    if executor not in executors.EXECUTORS:
+        raise ConfigError(
+            f"unknown executor {executor!r}; allowed: {', '.join(executors.EXECUTORS)}"
+        )
+    if executor == "ray":
+        executors.require_ray()
     store = Store(out)
     todo = cells(suite, custom)
     store.open(
@@ -614,37 +631,50 @@ def run_suite(
         force=force,
     )
     first = suite.optimizers[0]
-    pending = [(p, o) for p, o in todo if not store.done(cell_name(problem_key(p), o.key))]
+    tasks = [
+        executors.Task(cell_name(problem_key(p), o.key), p, o, o is first)
+        for p, o in todo
+        if not store.done(cell_name(problem_key(p), o.key))
+    ]
+    if executor == "ray":
+        stream = executors.run_ray(
+            suite, tasks, ray_address, chunk_runs or executors.DEFAULT_CHUNK_RUNS
+        )
+    else:
+        stream = executors.run_local(suite, tasks)
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(
-            total=len(todo), initial=len(todo) - len(pending), unit="cell", dynamic_ncols=True
-        )
+        bar = tqdm(total=len(todo), initial=len(todo) - len(tasks), unit="cell", dynamic_ncols=True)
+    t_last = time.perf_counter()
     try:
-        for p, o in pending:
+        for task, res in stream:
+            if isinstance(res, executors.CellFailure):
+                store.write_failure(task.cell, res.detail)
+                if log is not None:
+                    log(f"{task.cell}: FAILED: {res}")
+            else:
+                store.write_cell(
+                    res.cell,
+                    {
+                        "runs": res.runs,
+                        "traces": res.traces,
+                        "paths": res.paths,
+                        "landscape": res.landscape,
+                    },
+                    res.problem,
+                    res.meta,
+                )
+                if log is not None:
+                    log(f"{res.cell}: {res.meta['runs']} runs in {res.meta['wall_s']:.2f}s")
             if bar is not None:
-                bar.set_description(f"{problem_key(p)} x {o.key}")
-            t0 = time.perf_counter()
-            res = run_cell(suite, p, o, landscape=o is first)
-            store.write_cell(
-                res.cell,
-                {
-                    "runs": res.runs,
-                    "traces": res.traces,
-                    "paths": res.paths,
-                    "landscape": res.landscape,
-                },
-                res.problem,
-                res.meta,
-            )
-            if bar is not None:
-                rate = res.meta["point_steps"] / max(time.perf_counter() - t0, 1e-9)
-                bar.set_postfix_str(f"{rate:,.0f} run-steps/s")
+                now = time.perf_counter()
+                if not isinstance(res, executors.CellFailure):
+                    rate = res.meta["point_steps"] / max(now - t_last, 1e-9)
+                    bar.set_postfix_str(f"{task.cell}: {rate:,.0f} run-steps/s")
+                t_last = now
                 bar.update(1)
-            elif log is not None:
-                log(f"{res.cell}: {res.meta['runs']} runs in {res.meta['wall_s']:.2f}s")
     finally:
         if bar is not None:
             bar.close()
@@ -692,9 +722,13 @@ def run(
     out: str | Path | None = None,
     force: bool = False,
     progress: bool = False,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> Results:
     """Run a suite (a :class:`Suite` or a TOML path) into ``out`` and read the results back."""
     suite = suite_or_path if isinstance(suite_or_path, Suite) else config_mod.load(suite_or_path)
     out = Path(out) if out is not None else Path("results") / suite.name
-    run_suite(suite, out, force=force, progress=progress)
+    run_suite(
+        suite, out, force=force, progress=progress, executor=executor, ray_address=ray_address
+    )
     return Results(out)

@@ -10,6 +10,7 @@ Layout of a results directory::
                                      first optimizer's cell of each problem only)
     cells/<cell>.problem.json        the problem's facts (f*, minimizers, saddles, bounds)
     cells/<cell>.done.json           written last: the cell is complete; holds its wall time
+    cells/<cell>.failed.json         the cell's last attempt failed: its error (rerun retries it)
     tables/, figures/                written by optzoo.report from the files above
 
 A cell counts as finished only when its ``done.json`` exists, and every file is written to a
@@ -171,6 +172,22 @@ class Store:
                 write_frame(self.cells_dir / f"{cell}.{kind}.parquet", df)
         write_json(self.cells_dir / f"{cell}.problem.json", problem)
         write_json(self.cells_dir / f"{cell}.done.json", meta)
+        (self.cells_dir / f"{cell}.failed.json").unlink(missing_ok=True)
+
+    def write_failure(self, cell: str, detail: str) -> None:
+        """Record that a cell failed, with its error; a rerun tries it again."""
+        write_json(self.cells_dir / f"{cell}.failed.json", {"cell": cell, "error": detail})
+
+    def failed_cells(self) -> dict[str, str]:
+        """Cells whose last attempt failed and that have not finished since: cell -> error."""
+        if not self.cells_dir.is_dir():
+            return {}
+        out = {}
+        for p in sorted(self.cells_dir.glob("*.failed.json")):
+            cell = p.name[: -len(".failed.json")]
+            if not self.done(cell):
+                out[cell] = json.loads(p.read_text())["error"]
+        return out
 
     def finished_cells(self) -> list[str]:
         if not self.cells_dir.is_dir():

@@ -1,0 +1,155 @@
+"""Where cells run: in this process (``local``, the default) or as tasks on a Ray cluster (``ray``).
+
+Either way the driver receives finished cells and writes each to the store atomically, so resume
+and regeneration do not care which executor produced a result. An executor yields
+``(task, CellResult)`` or ``(task, exception)`` per cell; a failed cell is recorded as failed and
+the others still finish.
+
+On Ray, each cell is a task; a cell with more than ``chunk_runs`` runs is split into chunks of
+runs that can go to different machines. Batch invariance makes the merged chunks equal to the
+unsplit cell. A worker that dies is retried by Ray (``max_retries``); a cell whose task keeps
+failing comes back as an exception.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from collections.abc import Iterator
+from typing import NamedTuple
+
+from optzoo.config import OptimizerSpec, ProblemSpec, Suite
+from optzoo.errors import ConfigError
+from optzoo.problems.base import Problem
+
+EXECUTORS = ("local", "ray")
+DEFAULT_CHUNK_RUNS = 1024
+# Test hook: a path; the first Ray task to run creates it and kills its own worker process.
+KILL_ONCE_ENV = "OPTZOO_KILL_ONCE"
+
+
+class Task(NamedTuple):
+    """One cell to run: its store name, problem, optimizer, and whether it carries the grid."""
+
+    cell: str
+    problem: ProblemSpec | Problem
+    optimizer: OptimizerSpec
+    landscape: bool
+
+
+class CellFailure(Exception):
+    """A cell that could not be run; ``detail`` holds the error as the worker saw it."""
+
+    def __init__(self, cell: str, detail: str) -> None:
+        super().__init__(f"{cell}: {detail.strip().splitlines()[-1] if detail.strip() else '?'}")
+        self.cell = cell
+        self.detail = detail
+
+
+def n_runs(suite: Suite, task: Task) -> int:
+    """How many runs a cell has: hyperparameter combinations x starts x seeds."""
+    return len(task.optimizer.grid()) * (suite.starts + 1) * suite.seeds
+
+
+def require_ray() -> None:
+    """Refuse ``--executor ray`` up front, as a user error, when Ray is not installed."""
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise ConfigError(
+            "--executor ray needs Ray, which is not installed; install it with: "
+            'pip install -e ".[ray]"'
+        ) from None
+
+
+def run_local(suite: Suite, tasks: list[Task]) -> Iterator[tuple[Task, object]]:
+    """Run cells one after another in this process."""
+    from optzoo.harness import run_cell
+
+    for task in tasks:
+        try:
+            res = run_cell(suite, task.problem, task.optimizer, landscape=task.landscape)
+        except ConfigError:
+            raise
+        except Exception:
+            yield task, CellFailure(task.cell, traceback.format_exc())
+        else:
+            yield task, res
+
+
+def _remote_cell(suite: Suite, task: Task, only: list[int] | None, landscape: bool):
+    """The body of a Ray task: one chunk of one cell, on one thread."""
+    import torch
+
+    from optzoo.harness import run_cell
+
+    marker = os.environ.get(KILL_ONCE_ENV)
+    if marker and not os.path.exists(marker):
+        with open(marker, "w") as fh:
+            fh.write(task.cell)
+        os._exit(1)  # a worker dying mid-task, for the retry test
+    # Tasks share the machine's cores: one thread each avoids oversubscription.
+    torch.set_num_threads(1)
+    return run_cell(suite, task.problem, task.optimizer, landscape=landscape, only=only)
+
+
+def run_ray(
+    suite: Suite,
+    tasks: list[Task],
+    address: str | None = None,
+    chunk_runs: int = DEFAULT_CHUNK_RUNS,
+    max_retries: int = 3,
+) -> Iterator[tuple[Task, object]]:
+    """Run cells as Ray tasks (chunked where large); yield each cell when all its chunks are in.
+
+    ``address`` defaults to the ``RAY_ADDRESS`` environment variable, else a local Ray instance
+    is started for this process.
+    """
+    require_ray()
+    import ray
+
+    from optzoo.harness import merge_chunks
+
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    env = {k: os.environ[k] for k in (KILL_ONCE_ENV,) if k in os.environ}
+    if not ray.is_initialized():
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            log_to_driver=False,
+            runtime_env={"env_vars": env} if env else None,
+        )
+    remote = ray.remote(max_retries=max_retries, num_cpus=1)(_remote_cell)
+
+    pending: dict = {}  # future -> (task index, chunk index)
+    parts: dict[int, dict[int, object]] = {}
+    n_chunks: dict[int, int] = {}
+    for i, task in enumerate(tasks):
+        n = n_runs(suite, task)
+        bounds = list(range(0, n, chunk_runs)) if n > chunk_runs else [0]
+        n_chunks[i] = len(bounds)
+        parts[i] = {}
+        for j, lo in enumerate(bounds):
+            only = list(range(lo, min(lo + chunk_runs, n))) if len(bounds) > 1 else None
+            fut = remote.remote(suite, task, only, task.landscape and j == 0)
+            pending[fut] = (i, j)
+    failed: set[int] = set()
+    while pending:
+        done, _ = ray.wait(list(pending), num_returns=1)
+        fut = done[0]
+        i, j = pending.pop(fut)
+        if i in failed:
+            continue
+        try:
+            parts[i][j] = ray.get(fut)
+        except Exception as e:  # RayTaskError, WorkerCrashedError after retries, ...
+            failed.add(i)
+            for f in [f for f, (k, _) in pending.items() if k == i]:
+                ray.cancel(f)
+                pending.pop(f)
+            yield tasks[i], CellFailure(tasks[i].cell, f"{type(e).__name__}: {e}")
+            continue
+        if len(parts[i]) == n_chunks[i]:
+            chunks = [parts[i][k] for k in range(n_chunks[i])]
+            yield tasks[i], chunks[0] if len(chunks) == 1 else merge_chunks(chunks)
+            del parts[i]
