@@ -1,0 +1,501 @@
+"""L-BFGS, batched: torch.optim.LBFGS's algorithm for R runs at once, each with its own history.
+
+One ``step`` of the batched rule is one ``torch.optim.LBFGS.step(closure)`` call: up to
+``max_iter`` iterations, with torch's stopping tests, state carried across calls as torch
+carries it. Per run::
+
+    f, g <- f(x), grad f(x)                                   (torch's orig_loss; returned)
+    stop if max|g| <= tolerance_grad
+    repeat (k = 1, 2, ...):
+        n_iter <- n_iter + 1                                   (counted over all step calls)
+        if n_iter == 1:  d <- -g, history empty, H_diag <- 1
+        else:
+            y <- g - g_prev,  s <- t d_prev
+            if y.s > 1e-10:  push (s, y, 1 / y.s), dropping the oldest pair when m are held;
+                             H_diag <- y.s / y.y
+            d <- -H g by the two-loop recursion with H_0 = H_diag I
+        g_prev <- g,  f_prev <- f
+        t <- min(1, 1 / |g|_1) lr  if n_iter == 1  else  lr
+        stop if g.d > -tolerance_change
+        line_search_fn None:          x <- x + t d; re-evaluate f, g unless k == max_iter
+        line_search_fn "strong_wolfe": t, f, g <- strong-Wolfe search from t; x <- x + t d
+        stop if k == max_iter, or evaluations >= max_eval, or max|g| <= tolerance_grad,
+             or max|t d| <= tolerance_change, or |f - f_prev| < tolerance_change
+
+The strong-Wolfe search is torch's: bracketing then zoom with safeguarded cubic interpolation,
+c1 = 1e-4, c2 = 0.9, at most ``max_eval - evaluations so far`` evaluations. As in torch it runs
+with its own default tolerance 1e-9 on the bracket width (torch does not pass
+``tolerance_change`` to it).
+
+Batched form. The history is a ring buffer ``(R, m, d)`` with a per-run start slot and count;
+the two-loop recursion walks it from the newest pair by age, masked per run. The iterations and
+the line search are one masked loop in which each pass makes exactly one evaluation, at each
+running run's pending point: every run is its own state machine (new iteration, bracketing
+phase, zoom phase, stopped), advanced with ``torch.where``, and the oracle counts only running
+runs, so each run spends its own number of evaluations. Runs the harness has frozen
+(``oracle.active`` False) are not advanced at all.
+
+No Python loop runs over runs and no Python branch reads a run's values, with one exception:
+the early-exit test of a masked loop. The evaluation loop starts each pass with
+``if not running.any(): break``; the two masked loops of the two-loop recursion read the same
+test once for all their passes, as the number of history ages any starting run holds. Such a
+host sync never changes a result, it only stops work once no run needs it. It is also why the
+``torch.optim`` drop-in (R = 1) calls its closure exactly as often as torch.optim.LBFGS does.
+
+Agreement with torch.optim.LBFGS: the same operations in the same order, except that dot
+products are taken row by row over the run axis (the same for every batch size) where torch
+calls BLAS ``dot``; for d > 2 the two can differ in the last bit, which L-BFGS can amplify on
+hard problems. With torch's dot in its place the rule follows torch step for step, closure
+calls included, on every problem and configuration of tests/test_lbfgs.py.
+
+References: Nocedal & Wright, Numerical Optimization (2nd ed., 2006), Algorithm 7.4 (two-loop
+recursion), Algorithm 7.5 (L-BFGS), Algorithms 3.5-3.6 and section 3.5 (strong-Wolfe line search
+with cubic interpolation); Liu & Nocedal 1989; torch/optim/lbfgs.py (after minFunc).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+
+from optzoo.errors import ConfigError
+from optzoo.optimizers.base import Hyper, Optimizer
+
+LINE_SEARCHES = (None, "strong_wolfe")
+# torch's fixed line-search constants: sufficient decrease, curvature, and the bracket width
+# below which the zoom stops (torch calls _strong_wolfe with its default tolerance_change).
+C1, C2, LS_TOLERANCE = 1e-4, 0.9, 1e-9
+# A curvature pair is kept only where y.s exceeds this (torch's test).
+CURVATURE_MIN = 1e-10
+
+
+class LBFGSState(NamedTuple):
+    """torch.optim.LBFGS's state, per run; torch's names where torch has the field."""
+
+    d: Tensor  # (R, d) last search direction
+    t: Tensor  # (R,) last step length
+    old_dirs: Tensor  # (R, m, d) ring buffer of y = g_new - g_old
+    old_stps: Tensor  # (R, m, d) ring buffer of s = t d
+    ro: Tensor  # (R, m) 1 / (y.s)
+    start: Tensor  # (R,) int64, ring slot of the oldest pair
+    count: Tensor  # (R,) int64, pairs held, <= m
+    H_diag: Tensor  # (R,) initial inverse-Hessian scale y.s / y.y
+    prev_flat_grad: Tensor  # (R, d) gradient at the start of the last iteration
+    prev_loss: Tensor  # (R,) loss at the start of the last iteration
+    n_iter: Tensor  # (R,) int64, iterations over all step calls
+    func_evals: Tensor  # (R,) int64, evaluations over all step calls
+
+
+class _Run:
+    """The mutable per-run variables of one step call; ``put`` assigns where a mask holds."""
+
+    def __init__(self, **fields: Tensor) -> None:
+        self.__dict__.update(fields)
+
+    def put(self, mask: Tensor, **values: Any) -> None:
+        for name, value in values.items():
+            old = getattr(self, name)
+            m = mask.reshape(mask.shape + (1,) * (old.ndim - 1))
+            setattr(self, name, torch.where(m, value, old))
+
+
+def _dot(a: Tensor, b: Tensor) -> Tensor:
+    """Row-wise dot products ``(R, d), (R, d) -> (R,)``; each row's sum does not depend on R."""
+    return torch.linalg.vecdot(a, b)
+
+
+def _py_max(a: Tensor, b: Tensor) -> Tensor:
+    """Python's ``max(a, b)``: ``b`` only where ``b > a`` (so a NaN ``a`` stays)."""
+    return torch.where(b > a, b, a)
+
+
+def _py_min(a: Tensor, b: Tensor) -> Tensor:
+    """Python's ``min(a, b)``: ``b`` only where ``b < a``."""
+    return torch.where(b < a, b, a)
+
+
+def cubic_interpolate(x1, f1, g1, x2, f2, g2, lo, hi) -> Tensor:
+    """Minimizer of the cubic through (x1, f1, g1) and (x2, f2, g2), clamped to [lo, hi].
+
+    Where the cubic has no real minimizer the midpoint of [lo, hi] is returned (Nocedal &
+    Wright eq. 3.59; torch's ``_cubic_interpolate``, elementwise)::
+
+        d1 = g1 + g2 - 3 (f1 - f2) / (x1 - x2),  d2 = sqrt(d1^2 - g1 g2)
+        x* = x2 - (x2 - x1) (g2 + d2 - d1) / (g2 - g1 + 2 d2)     (x1 <= x2; mirrored otherwise)
+    """
+    d1 = g1 + g2 - 3 * (f1 - f2) / (x1 - x2)
+    d2_square = d1**2 - g1 * g2
+    d2 = d2_square.clamp(min=0).sqrt()
+    min_pos = torch.where(
+        x1 <= x2,
+        x2 - (x2 - x1) * ((g2 + d2 - d1) / (g2 - g1 + 2 * d2)),
+        x1 - (x1 - x2) * ((g1 + d2 - d1) / (g1 - g2 + 2 * d2)),
+    )
+    return torch.where(d2_square >= 0, _py_min(_py_max(min_pos, lo), hi), (lo + hi) / 2.0)
+
+
+class LBFGS(Optimizer):
+    """Limited-memory BFGS with torch.optim.LBFGS's rule, per run, batched (see the module)."""
+
+    name = "lbfgs"
+    defaults = {
+        "lr": 1.0,
+        "max_iter": 20,
+        "max_eval": None,
+        "tolerance_grad": 1e-7,
+        "tolerance_change": 1e-9,
+        "history_size": 100,
+        "line_search_fn": None,
+    }
+    # history_size fixes the buffer's shape; line_search_fn picks the program.
+    flags = frozenset({"history_size", "line_search_fn"})
+
+    def check(self, hp: Mapping[str, Any]) -> None:
+        def integer_at_least_1(v: float) -> bool:
+            return math.isfinite(v) and v >= 1 and v == math.floor(v)
+
+        self.require("lr", hp["lr"], lambda v: v >= 0, "lr >= 0")
+        self.require("max_iter", hp["max_iter"], integer_at_least_1, "an integer >= 1")
+        if hp["max_eval"] is not None:
+            self.require("max_eval", hp["max_eval"], integer_at_least_1, "None or an integer >= 1")
+        for key in ("tolerance_grad", "tolerance_change"):
+            self.require(key, hp[key], lambda v: v >= 0, f"{key} >= 0")
+        m = hp["history_size"]
+        if isinstance(m, bool) or not isinstance(m, int) or m < 1:
+            raise ConfigError(
+                f"optimizer {self.name!r}: invalid history_size {m!r}; allowed: an integer >= 1"
+            )
+        if hp["line_search_fn"] not in LINE_SEARCHES:
+            raise ConfigError(
+                f"optimizer {self.name!r}: unknown line_search_fn {hp['line_search_fn']!r}; "
+                f"allowed: None, 'strong_wolfe'"
+            )
+
+    def init(self, x: Tensor) -> LBFGSState:
+        R, n = x.shape
+        m = self.hp["history_size"]
+        zeros = torch.zeros(R, dtype=torch.int64, device=x.device)
+        return LBFGSState(
+            d=torch.zeros_like(x),
+            t=x.new_zeros(R),
+            old_dirs=x.new_zeros(R, m, n),
+            old_stps=x.new_zeros(R, m, n),
+            ro=x.new_zeros(R, m),
+            start=zeros,
+            count=zeros,
+            H_diag=x.new_ones(R),
+            prev_flat_grad=torch.zeros_like(x),
+            prev_loss=x.new_zeros(R),
+            n_iter=zeros,
+            func_evals=zeros,
+        )
+
+    def _per_run(self, x: Tensor, lr_scale: Hyper) -> dict[str, Tensor]:
+        """The numeric hyperparameters as ``(R,)`` tensors (integers as int64)."""
+        R = x.shape[0]
+
+        def full(v: Any, dtype: torch.dtype) -> Tensor:
+            # Python numbers go through float64 (as_tensor would round them to float32).
+            t = v if isinstance(v, Tensor) else torch.tensor(v, dtype=torch.float64)
+            return t.to(device=x.device, dtype=dtype).reshape(-1).expand(R)
+
+        hp = self.hp
+        lr = full(hp["lr"], x.dtype)
+        if not (isinstance(lr_scale, float | int) and lr_scale == 1.0):
+            lr = lr * full(lr_scale, x.dtype)
+        max_iter = full(hp["max_iter"], torch.float64).round().to(torch.int64)
+        if hp["max_eval"] is None:
+            max_eval = max_iter * 5 // 4
+        else:
+            max_eval = full(hp["max_eval"], torch.float64).round().to(torch.int64)
+        return {
+            "lr": lr,
+            "max_iter": max_iter,
+            "max_eval": max_eval,
+            "tolerance_grad": full(hp["tolerance_grad"], x.dtype),
+            "tolerance_change": full(hp["tolerance_change"], x.dtype),
+        }
+
+    @torch.no_grad()
+    def step(self, x: Tensor, state: LBFGSState, oracle, lr_scale: Hyper = 1.0):
+        """One torch ``step(closure)`` call for every run: returns ``(x_new, state, f(x))``."""
+        hp = self._per_run(x, lr_scale)
+        wolfe = self.hp["line_search_fn"] == "strong_wolfe"
+        R, n = x.shape
+        i64 = dict(dtype=torch.int64, device=x.device)
+
+        f0, g0 = oracle.value_and_grad(x)
+        v = _Run(
+            **state._asdict(),
+            x=x,
+            loss=f0,
+            g=g0,
+            gtd=x.new_zeros(R),
+            n_local=torch.zeros(R, **i64),  # iterations in this call (torch's local n_iter)
+            evals=torch.ones(R, **i64),  # evaluations in this call (torch's current_evals)
+        )
+        v.func_evals = v.func_evals + 1
+        # In-place ring writes below must not reach the caller's state tensors.
+        v.old_dirs, v.old_stps, v.ro = v.old_dirs.clone(), v.old_stps.clone(), v.ro.clone()
+        if wolfe:
+            zero = x.new_zeros(R)
+            v.__dict__.update(
+                phase=torch.zeros(R, **i64),  # 0 bracketing, 1 zoom
+                ls_iter=torch.zeros(R, **i64),
+                max_ls=torch.zeros(R, **i64),
+                done=torch.zeros(R, dtype=torch.bool, device=x.device),
+                insuf=torch.zeros(R, dtype=torch.bool, device=x.device),
+                d_norm=zero,
+                t_prev=zero,
+                f_prev=zero,
+                gtd_prev=zero,
+                g_prev=torch.zeros_like(x),
+                bt=x.new_zeros(R, 2),
+                bf=x.new_zeros(R, 2),
+                bgtd=x.new_zeros(R, 2),
+                bg=x.new_zeros(R, 2, n),
+                low=torch.zeros(R, **i64),
+            )
+
+        running = ~(g0.abs().amax(-1) <= hp["tolerance_grad"])
+        live = getattr(oracle, "active", None)  # runs the harness has frozen need no work
+        if live is not None:
+            running = running & live
+        running = self._begin(running, v, hp)
+        running = self._start_search(running, v, hp) if wolfe else self._move(running, v, hp)
+        while True:
+            if not running.any():  # early exit: stops work, never changes a result
+                break
+            z = torch.addcmul(v.x, v.t[:, None], v.d) if wolfe else v.x
+            f_new, g_new = oracle.value_and_grad(z, running)
+            if wolfe:
+                ended = self._search(running, v, f_new, g_new)
+            else:
+                v.put(running, loss=f_new, g=g_new, evals=v.evals + 1, func_evals=v.func_evals + 1)
+                ended = running
+            go = ended & ~self._converged(v, hp)
+            go = self._begin(go, v, hp)
+            if wolfe:
+                running = (running & ~ended) | self._start_search(go, v, hp)
+            else:
+                running = self._move(go, v, hp)
+
+        new_state = LBFGSState(**{k: getattr(v, k) for k in LBFGSState._fields})
+        return v.x, new_state, f0
+
+    # -- the pieces of the loop ------------------------------------------------------------------
+    def _begin(self, go: Tensor, v: _Run, hp: dict[str, Tensor]) -> Tensor:
+        """Start an iteration where ``go``: update the history, find d and t; returns the runs
+        that go on (those whose directional derivative g.d is below -tolerance_change)."""
+        m = self.hp["history_size"]
+        rows = torch.arange(go.shape[0], device=go.device)
+        v.put(go, n_iter=v.n_iter + 1, n_local=v.n_local + 1)
+        first = v.n_iter == 1
+        v.put(go & first, start=0, count=0, H_diag=1.0)
+
+        y = v.g - v.prev_flat_grad
+        s = v.d * v.t[:, None]
+        ys = _dot(y, s)
+        accept = go & ~first & (ys > CURVATURE_MIN)
+        full = v.count == m
+        slot = (v.start + v.count) % m  # the next free slot, or the oldest pair's when full
+        v.old_dirs[rows, slot] = torch.where(accept[:, None], y, v.old_dirs[rows, slot])
+        v.old_stps[rows, slot] = torch.where(accept[:, None], s, v.old_stps[rows, slot])
+        v.ro[rows, slot] = torch.where(accept, 1.0 / ys, v.ro[rows, slot])
+        v.put(accept & full, start=(v.start + 1) % m)
+        v.put(accept & ~full, count=v.count + 1)
+        v.put(accept, H_diag=ys / _dot(y, y))
+
+        # Two-loop recursion over the pairs by age (0 = newest), gathered into age order once.
+        # A pair a run does not hold gets coefficient 0; its slot holds zeros (slots past
+        # ``count`` are never written), so adding 0 times it leaves q and r bit for bit.
+        ages = torch.arange(m, device=go.device)
+        held = (go & ~first)[:, None] & (ages < v.count[:, None])  # (R, m)
+        # The early-exit test of the two masked loops, read once: how many ages any run holds.
+        n_ages = int(held.any(0).sum())
+        order = ((v.start + v.count - 1)[:, None] - ages[:n_ages]) % m  # slot of each age
+        by_age = order[:, :, None].expand(-1, -1, v.g.shape[1])
+        stps = v.old_stps.gather(1, by_age).unbind(1)
+        dirs = v.old_dirs.gather(1, by_age).unbind(1)
+        ro = torch.where(held[:, :n_ages], v.ro.gather(1, order), 0.0)
+        neg_ro, ro = (-ro).unbind(1), ro.unbind(1)
+        q = -v.g
+        neg_alphas = []
+        for a in range(n_ages):
+            neg_al = _dot(stps[a], q) * neg_ro[a]  # -(s.q / y.s), torch's alpha=-al
+            q.addcmul_(neg_al.unsqueeze(1), dirs[a])
+            neg_alphas.append(neg_al)
+        r = q * v.H_diag[:, None]
+        for a in reversed(range(n_ages)):
+            be = _dot(dirs[a], r) * ro[a]
+            r.addcmul_((neg_alphas[a] + be).unsqueeze(1), stps[a], value=-1)
+
+        inv_l1 = 1.0 / v.g.abs().sum(-1)
+        t_first = torch.where(inv_l1 < 1.0, inv_l1, torch.ones_like(inv_l1)) * hp["lr"]
+        v.put(
+            go,
+            d=torch.where(first[:, None], -v.g, r),
+            prev_flat_grad=v.g,
+            prev_loss=v.loss,
+            t=torch.where(first, t_first, hp["lr"]),
+        )
+        v.put(go, gtd=_dot(v.g, v.d))
+        return go & ~(v.gtd > -hp["tolerance_change"])
+
+    @staticmethod
+    def _move(go: Tensor, v: _Run, hp: dict[str, Tensor]) -> Tensor:
+        """Fixed step x + t d where ``go``; returns the runs that re-evaluate there (torch skips
+        the evaluation in the last iteration of a call)."""
+        v.put(go, x=torch.addcmul(v.x, v.t[:, None], v.d))
+        return go & (v.n_local != hp["max_iter"])
+
+    @staticmethod
+    def _converged(v: _Run, hp: dict[str, Tensor]) -> Tensor:
+        """torch's end-of-iteration stopping tests, per run."""
+        return (
+            (v.n_local == hp["max_iter"])
+            | (v.evals >= hp["max_eval"])
+            | (v.g.abs().amax(-1) <= hp["tolerance_grad"])
+            | ((v.d * v.t[:, None]).abs().amax(-1) <= hp["tolerance_change"])
+            | ((v.loss - v.prev_loss).abs() < hp["tolerance_change"])
+        )
+
+    @staticmethod
+    def _start_search(go: Tensor, v: _Run, hp: dict[str, Tensor]) -> Tensor:
+        """Start a strong-Wolfe search from t along d where ``go``; its first trial is x + t d."""
+        v.put(
+            go,
+            phase=0,
+            ls_iter=0,
+            max_ls=hp["max_eval"] - v.evals,
+            done=False,
+            insuf=False,
+            d_norm=v.d.abs().amax(-1),
+            t_prev=0.0,
+            f_prev=v.loss,
+            g_prev=v.g,
+            gtd_prev=v.gtd,
+        )
+        return go
+
+    @staticmethod
+    def _search(running: Tensor, v: _Run, f_new: Tensor, g_new: Tensor) -> Tensor:
+        """Advance each running search by its evaluation (f_new, g_new) at x + t d.
+
+        Returns the runs whose search ended; for them t, x, loss and g are the search's result.
+        Bracketing (Nocedal & Wright Alg. 3.5) and zoom (Alg. 3.6) as torch's _strong_wolfe.
+        """
+        R = running.shape[0]
+        rows = torch.arange(R, device=running.device)
+        slots = torch.arange(2, device=running.device)
+        t = v.t
+        gtd_new = _dot(g_new, v.d)
+        armijo_fails = f_new > v.loss + C1 * t * v.gtd
+        wolfe = gtd_new.abs() <= -C2 * v.gtd
+        zooming = running & (v.phase == 1)
+
+        def put_at(mask: Tensor, pos: Tensor, bt, bf, bg, bgtd) -> None:
+            sel = (slots == pos[:, None]) & mask[:, None]
+            v.bt = torch.where(sel, bt[:, None], v.bt)
+            v.bf = torch.where(sel, bf[:, None], v.bf)
+            v.bgtd = torch.where(sel, bgtd[:, None], v.bgtd)
+            v.bg = torch.where(sel[:, :, None], bg[:, None, :], v.bg)
+
+        def at(b: Tensor, pos: Tensor) -> Tensor:
+            return b[rows, pos]
+
+        def lowest(bf: Tensor) -> Tensor:
+            return torch.where(bf[:, 0] <= bf[:, 1], 0, 1)
+
+        # Bracketing: the first trial and each extrapolation.
+        bracketing = running & (v.phase == 0)
+        exhausted = bracketing & (v.ls_iter >= v.max_ls)
+        live = bracketing & ~exhausted
+        fails = armijo_fails | ((v.ls_iter > 1) & (f_new >= v.f_prev))
+        found = live & ~fails & wolfe
+        bracketed = live & (fails | (~wolfe & (gtd_new >= 0)))
+        extend = live & ~fails & ~wolfe & ~(gtd_new >= 0)
+        # Slot 0: [0, f, g] when out of evaluations, the point itself when found, else the
+        # previous trial. Slot 1: the new trial.
+        zero = torch.zeros_like(t)
+        b0_t = torch.where(found, t, torch.where(exhausted, zero, v.t_prev))
+        b0_f = torch.where(found, f_new, torch.where(exhausted, v.loss, v.f_prev))
+        b0_g = torch.where(found[:, None], g_new, torch.where(exhausted[:, None], v.g, v.g_prev))
+        b0_gtd = torch.where(found, gtd_new, v.gtd_prev)
+        new_bracket = exhausted | found | bracketed
+        v.put(
+            new_bracket,
+            bt=torch.stack([b0_t, t], 1),
+            bf=torch.stack([b0_f, f_new], 1),
+            bg=torch.stack([b0_g, g_new], 1),
+            bgtd=torch.stack([b0_gtd, gtd_new], 1),
+        )
+        v.put(new_bracket, low=lowest(v.bf))
+        v.put(found, done=True)
+        v.put(bracketed, phase=1)
+        t_next = cubic_interpolate(
+            v.t_prev, v.f_prev, v.gtd_prev, t, f_new, gtd_new, t + 0.01 * (t - v.t_prev), t * 10
+        )
+        v.put(
+            extend,
+            t_prev=t,
+            f_prev=f_new,
+            g_prev=g_new,
+            gtd_prev=gtd_new,
+            t=t_next,
+            ls_iter=v.ls_iter + 1,
+        )
+
+        # Zoom: fold the trial into the bracket [low, high].
+        low, high = v.low, 1 - v.low
+        shrink = zooming & (armijo_fails | (f_new >= at(v.bf, low)))
+        put_at(shrink, high, t, f_new, g_new, gtd_new)
+        v.put(shrink, low=lowest(v.bf))
+        keep = zooming & ~shrink
+        v.put(keep & wolfe, done=True)
+        flip = keep & ~wolfe & (gtd_new * (at(v.bt, high) - at(v.bt, low)) >= 0)
+        put_at(flip, high, at(v.bt, low), at(v.bf, low), v.bg[rows, low], at(v.bgtd, low))
+        put_at(keep, low, t, f_new, g_new, gtd_new)
+
+        # Zoom loop head, for runs zooming and runs that just bracketed.
+        in_zoom = zooming | bracketed
+        b0, b1 = v.bt[:, 0], v.bt[:, 1]
+        narrow = (b1 - b0).abs() * v.d_norm < LS_TOLERANCE
+        stop = in_zoom & (v.done | (v.ls_iter >= v.max_ls) | narrow)
+        cont = in_zoom & ~stop
+        lo, hi = torch.where(b0 <= b1, b0, b1), torch.where(b0 <= b1, b1, b0)
+        t_try = cubic_interpolate(
+            b0, v.bf[:, 0], v.bgtd[:, 0], b1, v.bf[:, 1], v.bgtd[:, 1], lo, hi
+        )
+        # Safeguard (torch): a trial within 10% of the bracket's ends twice in a row, or on or
+        # past an end, is moved 10% of the bracket's width inside.
+        b_max, b_min = _py_max(b0, b1), _py_min(b0, b1)
+        eps = 0.1 * (b_max - b_min)
+        near_end = _py_min(b_max - t_try, t_try - b_min) < eps
+        at_end = v.insuf | (t_try >= b_max) | (t_try <= b_min)
+        moved = torch.where((t_try - b_max).abs() < (t_try - b_min).abs(), b_max - eps, b_min + eps)
+        v.put(
+            cont,
+            t=torch.where(near_end & at_end, moved, t_try),
+            insuf=near_end & ~at_end,
+            ls_iter=v.ls_iter + 1,
+        )
+
+        # Searches that ended take the bracket's low point.
+        ended = exhausted | found | stop
+        n_evals = v.ls_iter + 1
+        t_end = at(v.bt, v.low)
+        v.put(
+            ended,
+            t=t_end,
+            loss=at(v.bf, v.low),
+            g=v.bg[rows, v.low],
+            x=torch.addcmul(v.x, t_end[:, None], v.d),
+            evals=v.evals + n_evals,
+            func_evals=v.func_evals + n_evals,
+        )
+        return ended

@@ -1,0 +1,234 @@
+"""Newton's method, batched, and the variants that make it usable.
+
+Per run, with g and H the gradient and Hessian at x and lambda >= 0 a damping::
+
+    p <- (H + lambda I)^-1 g                      plain Newton (lambda = damping, default 0)
+    p <- V diag(1 / (max(|Lambda|, eig_floor) + lambda)) V^T g
+                                                  saddle_free: H = V Lambda V^T from eigh,
+                                                  i.e. (|H| + lambda I)^-1 g
+    x <- x - lr p                                 no line search
+    x <- x - t p, t = lr, lr/2, lr/4, ...         line_search_fn="backtracking": the first t with
+                                                  f(x - t p) <= f(x) - c1 t g.p (Armijo), at most
+                                                  max_trials trials; p <- g where g.p <= 0
+
+Plain Newton jumps to the critical point of the local quadratic model, whatever its kind: from
+near a saddle it lands on the saddle. That is the flaw this module must show, so the plain
+step is kept exactly as it is. Saddle-free Newton (Dauphin et al. 2014) rescales the gradient
+by |H|, so negative curvature pushes the iterate away from a saddle instead of towards it.
+
+adaptive=True is Levenberg-Marquardt (Levenberg 1944; Marquardt 1963), with lambda kept per
+run in the state and starting at ``damping``. In each step, up to ``max_trials`` trials::
+
+    x_try <- x - lr (H + lambda I)^-1 g
+    if f(x_try) < f(x):  accept x_try;  lambda <- lambda / damping_factor;  stop
+    else:                lambda <- max(lambda * damping_factor, damping_min)   (try again)
+
+so lambda grows until H + lambda I is positive definite enough for a decrease, and shrinks
+back towards pure Newton while steps succeed. A run with no successful trial stays where it
+is, keeping its enlarged lambda. (Nocedal & Wright 2006, section 10.3, is the textbook account.)
+
+Singular and indefinite H. An indefinite H + lambda I is solved as it is (that is Newton's
+step). A singular one must not break the run: the step is solved with
+``torch.linalg.solve_ex``, and where that reports a zero pivot, gives a non-finite p, or the
+eigenvalues of H + lambda I show it numerically singular (smallest |eigenvalue| <= d * eps *
+largest, numpy's rank test), the run takes the pseudo-inverse solution instead: the
+minimum-norm least-squares solution, V diag(1 / mu_i where |mu_i| is above that cutoff, else
+0) V^T g with mu = eigenvalues of H + lambda I. Along a direction of zero curvature the step
+is then zero. A run whose gradient or Hessian is not finite gets a NaN step, so that the
+harness marks it diverged. Both solutions are computed for every run and chosen with
+``torch.where``; the decomposition ``eigh(H)`` is made once per step.
+
+Cost per step: one gradient and one Hessian (d gradient evaluations in the oracle's count),
+plus one function value per line-search or Levenberg-Marquardt trial. The backtracking and
+Levenberg-Marquardt loops are masked per run; as in L-BFGS, their only host sync is the
+early-exit test ``if not searching.any(): break`` at the top of each pass, which changes no
+result.
+
+References: Nocedal & Wright, Numerical Optimization (2nd ed., 2006), chapter 3 (Newton's
+method, Armijo backtracking, Algorithm 3.1) and section 10.3; Levenberg 1944; Marquardt 1963;
+Dauphin et al., "Identifying and attacking the saddle point problem in high-dimensional
+non-convex optimization", NeurIPS 2014.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+
+from optzoo.errors import ConfigError
+from optzoo.optimizers.base import Hyper, Optimizer
+
+LINE_SEARCHES = (None, "backtracking")
+
+
+class NewtonState(NamedTuple):
+    """Newton's state: only the damping, which Levenberg-Marquardt adapts per run."""
+
+    damping: Tensor  # (R,) lambda: fixed, or adapted by Levenberg-Marquardt
+
+
+class Newton(Optimizer):
+    """Newton's method with damping, Levenberg-Marquardt, backtracking and saddle-free variants."""
+
+    name = "newton"
+    defaults = {
+        "lr": 1.0,
+        "damping": 0.0,
+        "adaptive": False,
+        "damping_factor": 10.0,
+        "damping_min": 1e-3,
+        "line_search_fn": None,
+        "c1": 1e-4,
+        "max_trials": 30,
+        "saddle_free": False,
+        "eig_floor": 1e-8,
+    }
+    # max_trials bounds a Python loop, so it is one number for the whole batch.
+    flags = frozenset({"adaptive", "line_search_fn", "saddle_free", "max_trials"})
+
+    def check(self, hp: Mapping[str, Any]) -> None:
+        self.require("lr", hp["lr"], lambda v: v >= 0, "lr >= 0")
+        self.require("damping", hp["damping"], lambda v: v >= 0, "damping >= 0")
+        self.require("damping_factor", hp["damping_factor"], lambda v: v > 1, "damping_factor > 1")
+        self.require("damping_min", hp["damping_min"], lambda v: v > 0, "damping_min > 0")
+        self.require("c1", hp["c1"], lambda v: 0 < v < 1, "0 < c1 < 1")
+        self.require("eig_floor", hp["eig_floor"], lambda v: v > 0, "eig_floor > 0")
+        for key in ("adaptive", "saddle_free"):
+            if not isinstance(hp[key], bool):
+                raise ConfigError(
+                    f"optimizer {self.name!r}: {key} must be True or False, got {hp[key]!r}"
+                )
+        n = hp["max_trials"]
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ConfigError(
+                f"optimizer {self.name!r}: invalid max_trials {n!r}; allowed: an integer >= 1"
+            )
+        if hp["line_search_fn"] not in LINE_SEARCHES:
+            raise ConfigError(
+                f"optimizer {self.name!r}: unknown line_search_fn {hp['line_search_fn']!r}; "
+                f"allowed: None, 'backtracking'"
+            )
+        if hp["adaptive"] and hp["line_search_fn"] is not None:
+            raise ConfigError(
+                f"optimizer {self.name!r}: adaptive=True (Levenberg-Marquardt) and "
+                f"line_search_fn={hp['line_search_fn']!r} both choose the step length; "
+                "allowed: one of them"
+            )
+
+    def _per_run(self, x: Tensor, lr_scale: Hyper) -> dict[str, Tensor]:
+        """The numeric hyperparameters as ``(R,)`` tensors in x's dtype."""
+        R = x.shape[0]
+
+        def full(v: Any) -> Tensor:
+            t = v if isinstance(v, Tensor) else torch.tensor(v, dtype=torch.float64)
+            return t.to(device=x.device, dtype=x.dtype).reshape(-1).expand(R)
+
+        hp = {k: full(v) for k, v in self.hp.items() if k not in self.flags}
+        if not (isinstance(lr_scale, float | int) and lr_scale == 1.0):
+            hp["lr"] = hp["lr"] * full(lr_scale)
+        return hp
+
+    def init(self, x: Tensor) -> NewtonState:
+        return NewtonState(damping=self._per_run(x, 1.0)["damping"].clone())
+
+    @torch.no_grad()
+    def step(self, x: Tensor, state: NewtonState, oracle, lr_scale: Hyper = 1.0):
+        """One Newton step of every run: returns ``(x_new, state, f(x))``."""
+        hp = self._per_run(x, lr_scale)
+        f, g = oracle.value_and_grad(x)
+        H = oracle.hessian(x)
+        finite = torch.isfinite(g).all(-1) & torch.isfinite(H).all((-1, -2))
+        # eigh has no error-free variant: give it zeros where H is not finite (those runs get a
+        # NaN step below anyway).
+        w, V = torch.linalg.eigh(torch.where(finite[:, None, None], H, 0.0))
+        Vg = _matvec(V.transpose(-1, -2), g)  # g in the eigenbasis
+
+        def direction(lam: Tensor) -> Tensor:
+            if self.hp["saddle_free"]:
+                curvature = w.abs().clamp(min=hp["eig_floor"][:, None]) + lam[:, None]
+                return _matvec(V, Vg / curvature)
+            return self._solve(H, g, w, V, Vg, lam)
+
+        searching = finite & _live(oracle, x)
+        if self.hp["adaptive"]:
+            x_new, lam = self._levenberg_marquardt(
+                x, f, oracle, direction, state.damping, hp, searching
+            )
+            state = NewtonState(lam)
+        elif self.hp["line_search_fn"] == "backtracking":
+            x_new = self._backtracking(x, f, g, direction(hp["damping"]), oracle, hp, searching)
+        else:
+            x_new = x - hp["lr"][:, None] * direction(hp["damping"])
+        # No finite step exists where g or H is not finite: mark the run, the harness stops it.
+        return torch.where(finite[:, None], x_new, torch.nan), state, f
+
+    @staticmethod
+    def _solve(H: Tensor, g: Tensor, w: Tensor, V: Tensor, Vg: Tensor, lam: Tensor) -> Tensor:
+        """(H + lambda I)^-1 g per run; the pseudo-inverse solution where that is singular."""
+        n = H.shape[-1]
+        eye = torch.eye(n, dtype=H.dtype, device=H.device)
+        p, info = torch.linalg.solve_ex(H + lam[:, None, None] * eye, g)
+        mu = w + lam[:, None]  # eigenvalues of H + lambda I
+        cutoff = n * torch.finfo(H.dtype).eps * mu.abs().amax(-1, keepdim=True)
+        kept = mu.abs() > cutoff
+        inv = torch.where(kept, 1.0 / torch.where(kept, mu, 1.0), 0.0)
+        p_pinv = _matvec(V, inv * Vg)
+        singular = (info != 0) | ~torch.isfinite(p).all(-1) | ~kept.all(-1)
+        return torch.where(singular[:, None], p_pinv, p)
+
+    def _backtracking(self, x, f, g, p, oracle, hp, searching) -> Tensor:
+        """Armijo backtracking along -p from t = lr, halving up to max_trials - 1 times.
+
+        Where p is not a descent direction (g.p <= 0, possible for an indefinite H) the search
+        runs along the gradient instead (p = g), since no step along an ascent direction can
+        pass the test. A run for which no trial passes stays where it is.
+        """
+        p = torch.where(((g * p).sum(-1) > 0)[:, None], p, g)
+        t = hp["lr"].clone()
+        slope = -(g * p).sum(-1)  # d/dt f(x - t p) at t = 0
+        x_new = x
+        for _ in range(self.hp["max_trials"]):
+            if not searching.any():  # early exit only: changes no result
+                break
+            x_try = x - t[:, None] * p
+            f_try = oracle.value(x_try, searching)
+            ok = searching & (f_try <= f + hp["c1"] * t * slope)
+            x_new = torch.where(ok[:, None], x_try, x_new)
+            searching = searching & ~ok
+            t = torch.where(searching, t / 2, t)
+        return x_new
+
+    def _levenberg_marquardt(
+        self, x, f, oracle, direction, lam, hp, searching
+    ) -> tuple[Tensor, Tensor]:
+        """Levenberg-Marquardt trials (see the module): returns the new x and lambda."""
+        nu = hp["damping_factor"]
+        big = torch.finfo(x.dtype).max
+        x_new = x
+        for _ in range(self.hp["max_trials"]):
+            if not searching.any():  # early exit only: changes no result
+                break
+            x_try = x - hp["lr"][:, None] * direction(lam)
+            f_try = oracle.value(x_try, searching)
+            ok = searching & (f_try < f)
+            x_new = torch.where(ok[:, None], x_try, x_new)
+            up = torch.maximum(lam * nu, hp["damping_min"]).clamp(max=big)
+            lam = torch.where(ok, lam / nu, torch.where(searching, up, lam))
+            searching = searching & ~ok
+        return x_new, lam
+
+
+def _matvec(A: Tensor, v: Tensor) -> Tensor:
+    """A_r v_r per run, as a product and a sum (batched matmul may round differently for
+    different batch sizes; this does not)."""
+    return (A * v[..., None, :]).sum(-1)
+
+
+def _live(oracle, x: Tensor) -> Tensor:
+    """The runs to search for: all but those the harness has frozen (``oracle.active``)."""
+    live = getattr(oracle, "active", None)
+    ones = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
+    return ones if live is None else ones & live
