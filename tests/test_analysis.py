@@ -214,3 +214,14 @@ def test_escape_direction_is_zero_without_negative_curvature():
     esc = escape_direction(rosen, [1.0, 1.0])
     assert esc.direction.tolist() == [0.0, 0.0] and esc.eigenvalue.item() > 0
     assert escape_direction(monkey, ZERO).direction.tolist() == [0.0, 0.0]
+
+
+def test_a_point_near_an_ill_conditioned_minimum_is_a_minimum():
+    # Rosenbrock's minimum has eigenvalues 0.4 and 1001.6 (closed form); a run that stops a few
+    # 1e-5 away must still read as a minimum, not as degenerate.
+    def rosen(x):
+        return (1 - x[..., 0]) ** 2 + 100 * (x[..., 1] - x[..., 0] ** 2) ** 2
+
+    for dx in (3e-5, -2e-5):
+        c = analysis.classify(rosen, torch.tensor([1 + dx, 1 + 2 * dx], dtype=torch.float64))
+        assert c.kind == "minimum", (dx, c)
