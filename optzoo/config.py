@@ -34,6 +34,11 @@ A suite file looks like this (every key but ``problems`` and ``optimizers`` has 
     label = "newton-sf"             # a variant: tables call it by its label
     saddle_free = true
 
+    [[optimizers]]
+    name = "sgd"
+    label = "sgd+clip"
+    clip_norm = 1.0                 # clipping for this entry only (overrides [options])
+
 A hyperparameter given as a list (or a ``log`` grid) makes a grid; the optimizer's default lr is
 always added to its lr grid so "default hyperparameters" is one of the tuning modes.
 """
@@ -44,7 +49,7 @@ import hashlib
 import itertools
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +99,8 @@ class OptimizerSpec:
     name: str
     hp: dict = field(default_factory=dict)  # name -> list of values (a grid axis each)
     label: str | None = None  # how tables name it; lets one optimizer appear twice (variants)
+    clip_norm: float | None = None  # gradient clipping for this entry only (else the suite's)
+    clip_value: float | None = None
 
     @property
     def key(self) -> str:
@@ -315,8 +322,14 @@ def parse(data: dict, default_name: str = "suite") -> Suite:
         label = o.get("label")
         if label is not None and (not isinstance(label, str) or not label or "/" in label):
             raise ConfigError(f"optimizers[{i}].label must be a non-empty string without '/'")
-        raw = {k: v for k, v in o.items() if k not in ("name", "label")}
-        ospecs.append(optimizer_spec(o["name"], raw, label))
+        raw = {k: v for k, v in o.items() if k not in ("name", "label", "clip_norm", "clip_value")}
+        spec = optimizer_spec(o["name"], raw, label)
+        clip = {
+            k: _num(f"optimizers[{i}].{k}", o[k], lo=0.0)
+            for k in ("clip_norm", "clip_value")
+            if k in o
+        }
+        ospecs.append(replace(spec, **clip) if clip else spec)
     onames = [s.key for s in ospecs]
     if len(set(onames)) != len(onames):
         twice = sorted(n for n in onames if onames.count(n) > 1)[0]

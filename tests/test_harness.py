@@ -179,3 +179,22 @@ def test_chunks_of_a_cell_merge_into_the_whole_cell():
     pd.testing.assert_frame_equal(merged.runs, whole.runs)
     pd.testing.assert_frame_equal(merged.traces, whole.traces)
     pd.testing.assert_frame_equal(merged.paths, whole.paths)
+
+
+def test_per_optimizer_clipping_overrides_the_suite():
+    from optzoo.config import parse
+
+    s = parse(
+        {
+            "suite": {"steps": 40, "starts": 3},
+            "problems": [{"name": "rosenbrock"}],
+            "optimizers": [
+                {"name": "sgd", "lr": [0.1]},
+                {"name": "sgd", "label": "sgd+clip", "clip_norm": 0.5, "lr": [0.1]},
+            ],
+        }
+    )
+    plain, clipped = (run_cell(s, ROSEN, o) for o in s.optimizers)
+    assert (clipped.runs["max_step"] <= 0.1 * 0.5 + 1e-12).all()
+    assert (plain.runs["max_step"] > 0.1 * 0.5).any()
+    assert set(clipped.runs["optimizer"]) == {"sgd+clip"}
