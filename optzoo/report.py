@@ -1499,7 +1499,49 @@ def write(root: str | Path, compare: str | Path | None = None, figures: bool = T
         for f in FIGURE_FUNCTIONS:
             written += f(an)
         written += figure_cliff(an, compare)
-    return written
+    readme = Path(root) / "README.md"
+    write_text(readme, readme_markdown(root))
+    return [*written, readme]
+
+
+def readme_markdown(root: str | Path) -> str:
+    """The results directory's README: what ran, how to regenerate it, the headline, an index.
+
+    Deterministic (no wall times), so regenerating it from the same runs gives the same bytes.
+    """
+    store = Store(root)
+    m = store.manifest() or {}
+    suite = m.get("suite", {})
+    name = suite.get("name", Path(root).name)
+    machine = m.get("machine", {})
+    probs = len(suite.get("problems", [])) or len(store.problems())
+    opts = len(suite.get("optimizers", []))
+    lines = [
+        f"# Results: the `{name}` suite",
+        "",
+        f"{probs} problems x {opts} optimizers; budget {suite.get('steps')} steps"
+        + (f" / {suite.get('evals')} gradient evaluations" if suite.get("evals") else "")
+        + f" per run; {suite.get('starts')} random starts besides each problem's x0,"
+        f" {suite.get('seeds')} seed(s). Produced by optzoo {m.get('optzoo')} (commit"
+        f" `{(m.get('git_commit') or 'unknown')[:10]}`), torch {m.get('torch')}, numpy"
+        f" {m.get('numpy')}, Python {m.get('python')} on {machine.get('cpus')} CPUs"
+        f" ({machine.get('platform')}).",
+        "",
+        "Regenerate: `python -m optzoo.bench"
+        + ("" if name == "default" else f" --config configs/{name}.toml")
+        + "` runs the suite and writes everything here; "
+        f"`python -m optzoo.report results/{name}` rewrites the tables and figures from the"
+        " stored runs alone. Wall times are only in `tables/timing.csv`.",
+        "",
+        "## Headline",
+        "",
+        "```",
+        summary(root),
+        "```",
+        "",
+        index_markdown(root),
+    ]
+    return "\n".join(lines).rstrip() + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
