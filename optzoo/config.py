@@ -18,6 +18,7 @@ A suite file looks like this (every key but ``problems`` and ``optimizers`` has 
     schedule = { kind = "exponential", gamma = 0.999 }
     plateau_grad = 1e-6    # |g| below this counts as a plateau step
     grad_tol = 0.0         # stop a run once its |g| falls below this ("stalled"); 0: never
+    stop_on_success = true # freeze a solved run; false lets it go on to grad_tol or the budget
     batch_size = 32        # mini-batch size on problems that have mini-batches
 
     [[problems]]
@@ -72,6 +73,7 @@ OPTION_KEYS = {
     "clip_value",
     "noise_std",
     "schedule",
+    "stop_on_success",
     "plateau_grad",
     "batch_size",
     "grad_tol",
@@ -135,6 +137,7 @@ class Suite:
     plateau_grad: float = 1e-6
     batch_size: int | None = None
     grad_tol: float = 0.0  # a run whose raw |g| falls below this stops ("stalled"); 0: never
+    stop_on_success: bool = True  # freeze a run once solved; false: go on (e.g. to |g| < grad_tol)
 
     def to_dict(self) -> dict:
         return json.loads(json.dumps(asdict(self)))
@@ -285,6 +288,12 @@ def parse(data: dict, default_name: str = "suite") -> Suite:
         kw["noise_std"] = _num("options.noise_std", opts["noise_std"], lo=0.0)
     if "plateau_grad" in opts:
         kw["plateau_grad"] = _num("options.plateau_grad", opts["plateau_grad"], lo=0.0)
+    if "stop_on_success" in opts:
+        if not isinstance(opts["stop_on_success"], bool):
+            raise ConfigError(
+                f"options.stop_on_success must be true or false, got {opts['stop_on_success']!r}"
+            )
+        kw["stop_on_success"] = opts["stop_on_success"]
     if "grad_tol" in opts:
         kw["grad_tol"] = _num("options.grad_tol", opts["grad_tol"], lo=0.0)
     if "batch_size" in opts:
