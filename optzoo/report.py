@@ -1410,7 +1410,6 @@ def figure_critical_points(data: Analysis | str | Path, outdir: Path | None = No
         return []
     b = r[(r["status"] != "diverged") & np.isfinite(r["min_ratio"].to_numpy(dtype=float))]
     crit = b[b["endpoint"].isin(CRITICAL_KINDS)]
-    b = crit if not crit.empty else b
     dims = b["problem"].map(lambda p: int(an.infos[p].get("dim", 0)))
     if (dims > 2).any():
         b, dims = b[dims > 2], dims[dims > 2]
@@ -1432,8 +1431,14 @@ def figure_critical_points(data: Analysis | str | Path, outdir: Path | None = No
             label = p if by_problem else o
             if by_problem and len(set(b["optimizer"])) > 1:
                 label = f"{p}, {o}"
-            ax1.scatter(g["min_ratio"], g["f_final"], s=24, color=color, marker=markers[o],
-                        label=label, alpha=0.8, linewidths=0)  # fmt: skip
+            # Filled: the run ended on a critical point; hollow: it did not (budget, target).
+            is_crit = g["endpoint"].isin(CRITICAL_KINDS).to_numpy()
+            for mask, face in ((is_crit, color), (~is_crit, "none")):
+                if mask.any():
+                    ax1.scatter(g["min_ratio"][mask], g["f_final"][mask], s=24,
+                                facecolors=face, edgecolors=color, marker=markers[o],
+                                label=label if face != "none" or not is_crit.any() else None,
+                                alpha=0.8, linewidths=0.8)  # fmt: skip
     f = b["f_final"].to_numpy(dtype=float)
     if (f[np.isfinite(f)] > 0).all():
         ax1.set_yscale("log")
@@ -1441,8 +1446,7 @@ def figure_critical_points(data: Analysis | str | Path, outdir: Path | None = No
     ax1.set_xlim(-0.03, 1.03)
     ax1.set_xlabel("minimum ratio (share of positive Hessian eigenvalues)")
     ax1.set_ylabel("final training loss f")
-    kind = "critical points reached" if not crit.empty else "end points (none critical)"
-    ax1.set_title(f"{kind}: {len(b)} runs, all learning rates")
+    ax1.set_title(f"{len(b)} end points; filled: on a critical point ({len(crit)})")
     ax1.legend(loc="best", fontsize=7)
     big = b[dims == dims.max()].sort_values(
         ["f_final", "problem", "optimizer", "run"], kind="stable"
@@ -1451,13 +1455,23 @@ def figure_critical_points(data: Analysis | str | Path, outdir: Path | None = No
     if "eigenvalues" in b.columns:
         ev = np.asarray(typ["eigenvalues"], float)
         ev = ev[np.isfinite(ev)]
-        ax2.hist(ev, bins=max(10, min(60, ev.size // 2)), color="0.4")
+        # Eigenvalues span decades on both sides of zero: a symmetric log axis shows them all.
+        lim = max(float(np.abs(ev).max()), 1e-12)
+        thresh = max(lim * 1e-6, 1e-12)
+        edges = np.concatenate(
+            [-np.geomspace(lim, thresh, 13), [0.0], np.geomspace(thresh, lim, 13)]
+        )
+        edges = np.unique(edges)
+        ax2.hist(ev, bins=edges, color="0.4")
+        ax2.set_xscale("symlog", linthresh=thresh)
+        from matplotlib.ticker import SymmetricalLogLocator
+
+        ax2.xaxis.set_major_locator(SymmetricalLogLocator(base=1000, linthresh=thresh))
         ax2.axvline(0, color="r", lw=0.8)
-        ax2.set_xlabel("Hessian eigenvalue")
+        ax2.set_xlabel("Hessian eigenvalue (symmetric log scale)")
         ax2.set_ylabel("count")
         ax2.set_title(
-            f"{typ['optimizer']} on {typ['problem']}: end point with the median loss "
-            f"(minimum ratio {fmt(typ['min_ratio'], 3)})"
+            f"{typ['problem']}: median-loss end point, min ratio {fmt(typ['min_ratio'], 3)}"
         )
     elif "n_neg" in b.columns:
         n = b["n_neg"].to_numpy()
