@@ -22,7 +22,16 @@ def cli(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.Compl
     env = {**os.environ, "RAY_ADDRESS": "", **(env or {})}
     env.pop("RAY_ADDRESS")
     return subprocess.run(
-        [sys.executable, "-m", "optzoo.bench", "--config", str(QUICK), "--quiet", *args],
+        [
+            sys.executable,
+            "-m",
+            "optzoo.bench",
+            "--config",
+            str(QUICK),
+            "--quiet",
+            "--no-report",
+            *args,
+        ],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -32,6 +41,13 @@ def cli(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.Compl
 
 
 def tables(d: Path) -> dict[str, bytes]:
+    # Tables only: figures are the report's business and slow to draw.
+    r = subprocess.run(
+        [sys.executable, "-m", "optzoo.report", str(d), "--no-figures"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
     t = d / "tables"
     return {p.name: p.read_bytes() for p in sorted(t.iterdir()) if not p.name.startswith("timing")}
 
