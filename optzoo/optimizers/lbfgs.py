@@ -97,9 +97,12 @@ class _Run:
         self.__dict__.update(fields)
 
     def put(self, mask: Tensor, **values: Any) -> None:
+        shaped: dict[int, Tensor] = {}  # the mask broadcast to each rank, made once per call
         for name, value in values.items():
             old = getattr(self, name)
-            m = mask.reshape(mask.shape + (1,) * (old.ndim - 1))
+            m = shaped.get(old.ndim)
+            if m is None:
+                m = shaped[old.ndim] = mask.reshape(mask.shape + (1,) * (old.ndim - 1))
             setattr(self, name, torch.where(m, value, old))
 
 

@@ -111,6 +111,9 @@ class Oracle:
         self.batch_size = batch_size if problem.stochastic else None
         z = torch.zeros(self.R, dtype=torch.int64, device=dev)
         self.counts = Counts(z.clone(), z.clone(), z.clone(), z.clone())
+        # grad_evals as a running total (the harness reads it twice a step). It is replaced, never
+        # written in place, so a value read earlier keeps its numbers.
+        self._evals = z.clone()
         # The harness sets this to the runs still going; frozen runs are computed but not counted.
         self.active: Tensor | None = None
         # Norm of the last raw (untransformed) gradient per run, for plateau statistics.
@@ -123,13 +126,15 @@ class Oracle:
         elif self.active is not None:
             active = active & self.active
         c = getattr(self.counts, field)
-        c += 1 if active is None else active.to(torch.int64)
+        step = 1 if active is None else active.to(torch.int64)
+        c += step
+        weight = {"nhvp": 2, "nh": self.d}.get(field, 1)
+        self._evals = self._evals + (step if weight == 1 else weight * step)
 
     @property
     def grad_evals(self) -> Tensor:
-        """Cost per run in gradient evaluations, ``(R,)``."""
-        c = self.counts
-        return c.nf + c.ng + 2 * c.nhvp + self.d * c.nh
+        """Cost per run in gradient evaluations, ``(R,)``: ``nf + ng + 2 nhvp + d nh``."""
+        return self._evals
 
     # -- the loss ------------------------------------------------------------------------------
     def _loss(self, x: Tensor) -> Tensor:

@@ -1,0 +1,556 @@
+"""Speed of the batched harness: against a per-run loop, against NumPy, and on the shipped suites.
+
+    python benchmarks/speed.py                 # everything, ~10 minutes on 2 cores
+    python benchmarks/speed.py --skip-suite    # (a) and (b) only
+    python benchmarks/speed.py --tiny          # seconds: a smoke test (CI)
+
+Writes one Markdown table per part to ``results/benchmarks.md`` (``--out``), headed by the machine
+it ran on and the command that reproduces it, and prints the same text.
+
+(a) The harness on a grid against a plain per-run ``torch.optim.Adam`` loop on the same grid:
+    Adam, lr 1e-2, 2-D Rosenbrock, 4,096 starts, 1,000 steps. The harness is timed whole
+    (``run_cell``: every record, trace and end-point classification); the loop is timed on a
+    sample of runs and scaled linearly.
+(b) Point-steps per second as the batch grows from R = 1 to 10^6, for Adam, L-BFGS and Newton
+    on 2-D Rosenbrock and on a 100-D axis-aligned ellipsoid (condition 1e3, O(d) per point):
+    the bare step (``opt.step`` through the counted oracle) and the whole harness, against a
+    hand-written NumPy loop with the analytic gradient (the practical floor on a CPU; NumPy Adam
+    for the first-order comparison). ``ratio`` = optzoo's time per point-step / NumPy's. The
+    harness column is its per-step cost with all bookkeeping (timed between its first and last
+    step); what ``run_cell`` spends once per run (records, end-point analysis) is shown apart,
+    in microseconds per run.
+(c) The shipped suites' wall time, end to end through ``python -m optzoo.bench`` (tables and
+    figures included), and per cell from ``tables/timing.csv``; or read from an existing results
+    directory with ``--suite-dir``.
+
+Measurements run on one intra-op thread (``--threads``), as the harness does for every batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import math
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # runnable from a fresh clone, without installing the package
+    sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+from optzoo import optimizers, problems  # noqa: E402
+from optzoo.config import OptimizerSpec, Suite  # noqa: E402
+from optzoo.harness import run_cell, stable_seed  # noqa: E402
+from optzoo.problems.oracle import Oracle  # noqa: E402
+
+TARGETS = {
+    "a": "harness >= 100x the per-run loop",
+    "b": "first-order (Adam) within 2x of NumPy per point-step at R >= 1e5",
+    "c": "default suite < 3 min on 2 cores; quick suite < 20 s",
+}
+
+
+# -- settings --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Settings:
+    grid_starts: int  # (a) runs on the grid
+    grid_steps: int  # (a) steps per run
+    loop_sample: int  # (a) per-run loop runs timed (then scaled)
+    sizes: tuple[int, ...]  # (b) batch sizes R
+    seconds: float  # (b) aim of one measurement
+    max_steps: int  # (b) steps per measurement, at most
+    min_steps: int  # (b) at least
+    max_elements: float  # (b) skip where one state tensor would exceed this many numbers
+    suites: tuple[str, ...]  # (c) configs to run
+
+
+FULL = Settings(
+    grid_starts=4096,
+    grid_steps=1000,
+    loop_sample=32,
+    sizes=(1, 10, 100, 1_000, 10_000, 100_000, 1_000_000),
+    seconds=1.0,
+    max_steps=2000,
+    min_steps=3,
+    max_elements=2e7,
+    suites=("quick", "default"),
+)
+TINY = Settings(
+    grid_starts=64,
+    grid_steps=30,
+    loop_sample=2,
+    sizes=(1, 10, 100),
+    seconds=0.05,
+    max_steps=20,
+    min_steps=2,
+    max_elements=2e5,
+    suites=("quick",),
+)
+
+ADAM = {"lr": 1e-2}
+# L-BFGS as the suites run it: one iteration per step, a strong-Wolfe search with up to 25
+# evaluations; a history of 10 pairs (torch's default of 100 would need (R, 100, d) buffers).
+LBFGS = {"max_iter": 1, "max_eval": 25, "line_search_fn": "strong_wolfe", "history_size": 10}
+OPTIMIZERS = [("adam", ADAM), ("lbfgs", LBFGS), ("newton", {})]
+PROBLEMS = [
+    ("rosenbrock", {"dim": 2}, "2-D Rosenbrock"),
+    ("ellipsoid", {"dim": 100, "cond": 1e3, "rotate": False}, "100-D ellipsoid"),
+]
+
+
+# -- the machine -----------------------------------------------------------------------------
+def machine(threads: int) -> dict[str, str]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        commit = (commit + (" (with local changes)" if dirty else "")) or "unknown"
+    except OSError:
+        commit = "unknown"
+    info = {
+        "cpu": cpu,
+        "cores": str(os.cpu_count()),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "intra-op threads": f"{threads} (torch's default here: {DEFAULT_THREADS})",
+        "git commit": commit,
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "load average at start": _load(),
+    }
+    if os.environ.get("OPENBLAS_CORETYPE"):
+        info["OPENBLAS_CORETYPE"] = os.environ["OPENBLAS_CORETYPE"]
+    return info
+
+
+def _load() -> str:
+    try:
+        return " / ".join(f"{v:.2f}" for v in os.getloadavg()) + " (1, 5, 15 min)"
+    except OSError:
+        return "unknown"
+
+
+DEFAULT_THREADS = torch.get_num_threads()
+
+
+# -- (a) the harness against a per-run torch.optim loop --------------------------------------
+def grid_vs_loop(s: Settings, log: Callable[[str], None]) -> pd.DataFrame:
+    problem = problems.get("rosenbrock", dim=2)
+    suite = Suite(
+        name="speed", problems=(), optimizers=(), steps=s.grid_steps, starts=s.grid_starts - 1
+    )
+    spec = OptimizerSpec("adam", {"lr": [ADAM["lr"]]})
+    log(f"(a) harness: Adam on 2-D Rosenbrock, {s.grid_starts} runs x {s.grid_steps} steps")
+    t0 = time.perf_counter()
+    res = run_cell(suite, problem, spec)
+    t_harness = time.perf_counter() - t0
+
+    # The same starts the harness used: x0, then seeded samples from the box.
+    starts = torch.cat(
+        [
+            problem.x0.reshape(1, -1),
+            problem.sample_starts(s.grid_starts - 1, seed=stable_seed(suite.seed, "rosenbrock")),
+        ]
+    )
+    sample = np.linspace(0, s.grid_starts - 1, s.loop_sample).round().astype(int)
+    log(f"(a) per-run torch.optim.Adam loop: {len(sample)} of the runs, scaled to all")
+    _torch_adam_run(starts[0], ADAM["lr"], 5)  # torch.optim's first step imports and compiles
+    finals = []
+    t0 = time.perf_counter()
+    for i in sample:
+        finals.append(_torch_adam_run(starts[i], ADAM["lr"], s.grid_steps))
+    t_loop = (time.perf_counter() - t0) / len(sample) * s.grid_starts
+
+    # The two compute the same thing: compare the sampled runs that used their whole budget
+    # (the harness stops a run once it is solved).
+    runs = res.runs.set_index("run")
+    diffs = [
+        np.abs(np.asarray(runs.loc[i, "x_final"]) - xf).max()
+        for i, xf in zip(sample, finals, strict=True)
+        if runs.loc[i, "status"] == "budget"
+    ]
+    point_steps = s.grid_starts * s.grid_steps
+    return pd.DataFrame(
+        [
+            {
+                "what": "per-run torch.optim.Adam loop (scaled)",
+                "runs": s.grid_starts,
+                "steps": s.grid_steps,
+                "wall s": t_loop,
+                "point-steps/s": point_steps / t_loop,
+                "speed-up": 1.0,
+            },
+            {
+                "what": "optzoo harness, run_cell (whole)",
+                "runs": s.grid_starts,
+                "steps": s.grid_steps,
+                "wall s": t_harness,
+                "point-steps/s": point_steps / t_harness,
+                "speed-up": t_loop / t_harness,
+            },
+        ]
+    ).assign(
+        note=[
+            f"{len(sample)} runs timed",
+            f"largest x_final difference from torch.optim over {len(diffs)} sampled "
+            "full-budget runs: "
+            f"{max(diffs) if diffs else float('nan'):.1e}",
+        ]
+    )
+
+
+def _torch_adam_run(x0: torch.Tensor, lr: float, steps: int) -> np.ndarray:
+    x = x0.clone().to(torch.float64).requires_grad_(True)
+    opt = torch.optim.Adam([x], lr=lr)
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2
+        loss.backward()
+        opt.step()
+    return x.detach().numpy().copy()
+
+
+# -- (b) scaling in R, against NumPy -----------------------------------------------------------
+def _np_rosenbrock(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    a, b = x[:, :-1], x[:, 1:]
+    u = b - a * a
+    w = 1.0 - a
+    f = (100.0 * u * u + w * w).sum(1)
+    g = np.zeros_like(x)
+    g[:, :-1] = -400.0 * a * u - 2.0 * w
+    g[:, 1:] += 200.0 * u
+    return f, g
+
+
+def _np_ellipsoid(lam: np.ndarray) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    def fg(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        g = lam * x
+        return 0.5 * (g * x).sum(1), g
+
+    return fg
+
+
+def numpy_adam(fg, x: np.ndarray, steps: int, lr: float = 1e-2) -> float:
+    """Adam in NumPy, in place where it can be: seconds for ``steps`` steps of every row."""
+    b1, b2, eps = 0.9, 0.999, 1e-8
+    x = x.copy()
+    m, v, tmp = np.zeros_like(x), np.zeros_like(x), np.empty_like(x)
+    t0 = time.perf_counter()
+    for t in range(1, steps + 1):
+        _, g = fg(x)
+        m *= b1
+        m += (1.0 - b1) * g
+        v *= b2
+        np.multiply(g, g, out=tmp)
+        tmp *= 1.0 - b2
+        v += tmp
+        np.sqrt(v, out=tmp)
+        tmp /= math.sqrt(1.0 - b2**t)
+        tmp += eps
+        np.divide(m, tmp, out=tmp)
+        tmp *= lr / (1.0 - b1**t)
+        x -= tmp
+    return time.perf_counter() - t0
+
+
+def bare_steps(opt_name, hp, problem, x, steps) -> float:
+    """Seconds for ``steps`` steps of ``opt.step`` through a counted oracle, no harness."""
+    opt = optimizers.get(opt_name, **hp)
+    oracle = Oracle(problem, x.shape[0])
+    state = opt.init(x)
+    with torch.no_grad():
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            x, state, _ = opt.step(x, state, oracle)
+        return time.perf_counter() - t0
+
+
+def harness_steps(opt_name, hp, problem, R, steps) -> tuple[float, float, int]:
+    """``run_cell`` on R runs: (seconds per step between its first and last step, seconds
+    outside the step loop, steps taken)."""
+    suite = Suite(name="speed", problems=(), optimizers=(), steps=steps, starts=R - 1)
+    stamps: list[float] = []
+    t0 = time.perf_counter()
+    run_cell(
+        suite,
+        problem,
+        OptimizerSpec(opt_name, {k: [v] for k, v in hp.items()}),
+        on_step=lambda _: stamps.append(time.perf_counter()),
+    )
+    total = time.perf_counter() - t0
+    n = len(stamps)
+    per_step = (stamps[-1] - stamps[0]) / (n - 1) if n > 1 else total
+    return per_step, max(total - per_step * n, 0.0), n
+
+
+def scaling(s: Settings, log: Callable[[str], None]) -> pd.DataFrame:
+    rows = []
+    for pname, params, label in PROBLEMS:
+        problem = problems.get(pname, **params)
+        d = problem.dim
+        fg = (
+            _np_rosenbrock
+            if pname == "rosenbrock"
+            else _np_ellipsoid(np.logspace(0.0, math.log10(params["cond"]), d))
+        )
+        for R in s.sizes:
+            x = torch.cat([problem.x0.reshape(1, -1), problem.sample_starts(R - 1, seed=1)])
+            x_np = x.numpy().copy()
+            # The floor first: NumPy Adam, calibrated to about s.seconds.
+            np_steps = _calibrate(partial(numpy_adam, fg, x_np), s)
+            t_np = numpy_adam(fg, x_np, np_steps) / (R * np_steps)
+            for opt_name, hp in OPTIMIZERS:
+                row = {"optimizer": opt_name, "problem": label, "R": R}
+                big = _state_elements(opt_name, hp, R, d)
+                if big > s.max_elements:
+                    row["note"] = f"skipped: {big:.0e} numbers in one state tensor"
+                    rows.append(row)
+                    continue
+                log(f"(b) {opt_name} on {label}, R = {R:,}")
+                bare_steps(opt_name, hp, problem, x, 1)  # warm up
+                steps = _calibrate(partial(bare_steps, opt_name, hp, problem, x), s)
+                t_bare = bare_steps(opt_name, hp, problem, x, steps) / (R * steps)
+                per_step, once, n = harness_steps(opt_name, hp, problem, R, steps)
+                t_harness = per_step / R
+                row.update(
+                    {
+                        "steps": steps,
+                        "bare pt-steps/s": 1.0 / t_bare,
+                        "harness pt-steps/s": 1.0 / t_harness,
+                        "harness once, us/run": once / R * 1e6,
+                    }
+                )
+                if opt_name == "adam":
+                    row.update(
+                        {
+                            "NumPy pt-steps/s": 1.0 / t_np,
+                            "bare / NumPy": t_bare / t_np,
+                            "harness / NumPy": t_harness / t_np,
+                        }
+                    )
+                if n < steps:
+                    row["note"] = f"every run stopped after {n} steps"
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _state_elements(opt_name: str, hp: dict, R: int, d: int) -> int:
+    if opt_name == "newton":
+        return R * d * d  # the Hessians
+    if opt_name == "lbfgs":
+        return R * hp["history_size"] * d  # the ring buffers
+    return R * d
+
+
+def _calibrate(run: Callable[[int], float], s: Settings) -> int:
+    """Steps for one measurement of about ``s.seconds``, from a short timed run."""
+    n = s.min_steps
+    t = run(n)
+    while t < 0.05 * s.seconds and n < s.max_steps:
+        n = min(n * 4, s.max_steps)
+        t = run(n)
+    per = t / n
+    return int(min(max(s.seconds / max(per, 1e-9), s.min_steps), s.max_steps))
+
+
+# -- (c) the shipped suites ------------------------------------------------------------------
+def suite_times(
+    configs: tuple[str, ...], suite_dir: str | None, log: Callable[[str], None]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(one row per suite: wall time, cells, run-steps; the slowest cells of each)."""
+    summary, slow = [], []
+    if suite_dir is not None:
+        runs = [(Path(suite_dir).name, Path(suite_dir), None)]
+    else:
+        tmp = Path(tempfile.mkdtemp(prefix="optzoo-speed-"))
+        runs = []
+        for name in configs:
+            out = tmp / name
+            cmd = [
+                sys.executable,
+                "-m",
+                "optzoo.bench",
+                "--config",
+                str(ROOT / "configs" / f"{name}.toml"),
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+            log(f"(c) {' '.join(cmd[1:])}")
+            env = {
+                **os.environ,
+                "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+            }
+            t0 = time.perf_counter()
+            proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+            wall = time.perf_counter() - t0
+            if proc.returncode != 0:
+                raise SystemExit(f"speed.py: {name} suite failed:\n{proc.stderr[-2000:]}")
+            runs.append((name, out, wall))
+    for name, out, wall in runs:
+        t = _timing(out)
+        summary.append(
+            {
+                "suite": name,
+                "cells": len(t),
+                "runs": int(t["runs"].sum()),
+                "run-steps": int(t["point_steps"].sum()),
+                "command wall s": wall if wall is not None else float("nan"),
+                "sum of cell wall s": float(t["wall_s"].sum()),
+            }
+        )
+        top = t.sort_values("wall_s", ascending=False).head(8)
+        for _, r in top.iterrows():
+            slow.append(
+                {
+                    "suite": name,
+                    "cell": r["cell"],
+                    "runs": int(r["runs"]),
+                    "wall s": float(r["wall_s"]),
+                    "run-steps/s": float(r["point_steps"]) / max(float(r["wall_s"]), 1e-9),
+                }
+            )
+    return pd.DataFrame(summary), pd.DataFrame(slow)
+
+
+def _timing(out: Path) -> pd.DataFrame:
+    csv = out / "tables" / "timing.csv"
+    if csv.is_file():
+        return pd.read_csv(csv)
+    from optzoo.store import Store
+
+    t = Store(out).timings()
+    if t.empty:
+        raise SystemExit(f"speed.py: no finished cells in {out}")
+    return t
+
+
+# -- the report ------------------------------------------------------------------------------
+def md_table(df: pd.DataFrame) -> str:
+    def fmt(v) -> str:
+        if isinstance(v, float):
+            if math.isnan(v):
+                return ""
+            if abs(v) >= 1e4:
+                return f"{v:,.0f}"
+            return f"{v:.3g}"
+        if isinstance(v, int | np.integer):
+            return f"{v:,}"
+        return "" if v is None else str(v)
+
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, r in df.iterrows():
+        lines.append("| " + " | ".join(fmt(r[c]) for c in cols) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python benchmarks/speed.py", description=__doc__.split("\n")[0]
+    )
+    p.add_argument("--tiny", action="store_true", help="a smoke test in seconds (CI)")
+    p.add_argument("--skip-suite", action="store_true", help="skip (c), the suites")
+    p.add_argument("--suite-dir", help="(c): read the timings of this results directory")
+    p.add_argument(
+        "--out",
+        default=str(ROOT / "results" / "benchmarks.md"),
+        help="Markdown file (or a directory for benchmarks.md)",
+    )
+    p.add_argument("--threads", type=int, default=1, help="intra-op threads (default 1)")
+    args = p.parse_args(argv)
+    s = TINY if args.tiny else FULL
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    if out.suffix != ".md":
+        out = out / "benchmarks.md"
+    argv_used = sys.argv[1:] if argv is None else argv
+    command = shlex.join(["python", "benchmarks/speed.py", *argv_used])
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    info = machine(args.threads)
+    t_start = time.perf_counter()
+    a = grid_vs_loop(s, log)
+    b = scaling(s, log)
+    if args.skip_suite:
+        c_sum, c_slow = None, None
+    else:
+        c_sum, c_slow = suite_times(s.suites, args.suite_dir, log)
+    info["load average at end"] = _load()
+    info["benchmark wall time"] = f"{time.perf_counter() - t_start:.0f} s"
+
+    parts = ["# optzoo speed benchmarks", "", f"Command: `{command}`", ""]
+    parts += [f"- {k}: {v}" for k, v in info.items()]
+    parts += ["", "Targets: " + "; ".join(f"({k}) {v}" for k, v in TARGETS.items()), ""]
+    parts += ["## (a) The harness on a grid against a per-run loop", ""]
+    parts += [
+        f"Adam, lr 1e-2, 2-D Rosenbrock, {s.grid_starts:,} starts x {s.grid_steps:,} steps.",
+        "",
+        md_table(a),
+        "",
+    ]
+    parts += ["## (b) Point-steps per second as R grows", ""]
+    parts += [
+        "bare: `opt.step` through the counted oracle. harness: `run_cell`'s cost per step with "
+        "all bookkeeping; 'once' is what it spends per run outside the step loop (records, "
+        "end-point analysis). NumPy: hand-written Adam with the analytic gradient. Ratios are "
+        "time per point-step over NumPy's (1 = as fast as the floor). "
+        f"L-BFGS: {LBFGS}.",
+        "",
+        md_table(b),
+        "",
+    ]
+    parts += ["## (c) The shipped suites", ""]
+    if c_sum is None:
+        parts += ["skipped (--skip-suite)", ""]
+    else:
+        parts += [
+            "`python -m optzoo.bench --config configs/<suite>.toml --out <tmp> --quiet`; "
+            "'command wall s' is end to end (tables and figures included).",
+            "",
+            md_table(c_sum),
+            "",
+            "Slowest cells:",
+            "",
+            md_table(c_slow),
+            "",
+        ]
+    text = "\n".join(parts)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print(text)
+    log(f"written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

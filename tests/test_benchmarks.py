@@ -1,0 +1,71 @@
+"""benchmarks/speed.py: a tiny run writes the three sections with finite ratios (no timing checks)."""
+
+from __future__ import annotations
+
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "benchmarks" / "speed.py"
+
+
+def table(text: str, heading: str) -> list[dict[str, str]]:
+    """The first Markdown table after ``heading``, as rows of column -> cell text."""
+    lines = text.split(heading, 1)[1].splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.startswith("|"))
+    rows = []
+    for ln in lines[start:]:
+        if not ln.startswith("|"):
+            break
+        if not ln.startswith("|---"):
+            rows.append([c.strip() for c in ln.strip("|").split("|")])
+    return [dict(zip(rows[0], r, strict=True)) for r in rows[1:]]
+
+
+def number(cell: str) -> float:
+    return float(cell.replace(",", ""))
+
+
+def test_tiny_run_writes_three_sections_with_finite_ratios(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--tiny", "--skip-suite", "--out", str(tmp_path)],
+        cwd=tmp_path,  # not the repo: the script finds the package itself
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = tmp_path / "benchmarks.md"
+    text = out.read_text()
+    assert text.strip() in proc.stdout
+    for heading in ("## (a)", "## (b)", "## (c)"):
+        assert heading in text, heading
+    # The machine and the command that reproduces the table.
+    for key in ("cpu:", "cores:", "torch:", "numpy:", "intra-op threads:", "date:", "load"):
+        assert key in text, key
+    assert "python benchmarks/speed.py --tiny --skip-suite" in text
+
+    a = table(text, "## (a)")
+    assert [r["what"].split(",")[0] for r in a] == [
+        "per-run torch.optim.Adam loop (scaled)",
+        "optzoo harness",
+    ]
+    assert all(math.isfinite(number(r["speed-up"])) and number(r["speed-up"]) > 0 for r in a)
+    # The harness and torch.optim computed the same runs.
+    assert re.search(r"difference from torch.optim over [1-9]\d* sampled", a[1]["note"])
+
+    b = table(text, "## (b)")
+    assert {r["optimizer"] for r in b} == {"adam", "lbfgs", "newton"}
+    assert {r["problem"] for r in b} == {"2-D Rosenbrock", "100-D ellipsoid"}
+    measured = [r for r in b if r["steps"]]
+    assert {r["R"] for r in measured} >= {"1", "10", "100"}
+    for r in measured:
+        for col in ("bare pt-steps/s", "harness pt-steps/s"):
+            assert math.isfinite(number(r[col])) and number(r[col]) > 0, (r, col)
+        if r["optimizer"] == "adam":
+            for col in ("bare / NumPy", "harness / NumPy"):
+                assert math.isfinite(number(r[col])) and number(r[col]) > 0, (r, col)
+    assert "skipped (--skip-suite)" in text.split("## (c)", 1)[1]
