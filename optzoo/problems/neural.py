@@ -1,26 +1,395 @@
 """Neural landscapes: small networks on fixed data, with full-batch and mini-batch losses.
 
-Both problems are built by :func:`optzoo.problems.custom.from_module`: the network's parameters,
-flattened, are the point x, and the loss runs through ``torch.func.functional_call`` vmapped over
-runs. Starts follow PyTorch's default ``nn.Linear`` initialization, U(-1/sqrt(fan_in),
-1/sqrt(fan_in)), drawn from a seeded generator; the box is that same range per coordinate, so
-``sample_starts`` draws fresh default initializations.
+The point x is the network's parameters flattened in ``nn.Sequential(Linear, Tanh, Linear)``'s
+``named_parameters()`` order (first weight, first bias, second weight, second bias). Starts follow
+PyTorch's default ``nn.Linear`` initialization, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), drawn from a
+seeded generator; the box is that same range per coordinate, so ``sample_starts`` draws fresh
+default initializations.
+
+The losses are written by hand for a batch of R runs, and a run's numbers never depend on R
+(DESIGN, principle 1). A batched matmul cannot promise that: MKL picks its kernel by shape, so the
+same product rounds differently alone and among many (``vmap`` over ``functional_call``, which
+these problems used before, differed by ~1e-16 between R = 1 and R > 1). So:
+
+- the first layer, whose input (the data) all runs share, is one GEMM: each run's weights are a
+  block of rows, padded to a multiple of :data:`_GEMM_ROWS`, against the data. A row of the product
+  is then the same dot products whatever rows stand beside it (measured; ``tests/test_neural.py``
+  checks it), and its gradient is the same kind of GEMM;
+- a layer whose weights and inputs both belong to the run (hidden -> output; the first layer on a
+  mini-batch, whose rows differ per run) is a loop of elementwise multiply-adds over its input
+  width (:class:`_Mix`), and its weight gradient sums rows of products (:class:`_Dot`);
+- cross-entropy is one fused pass (:class:`_CrossEntropy`); a mean over data is summed row by row,
+  never by one row split across threads (:func:`_row_sum`).
+
+``tests/test_neural.py`` checks each problem's loss, gradient and mini-batch loss bit for bit,
+alone and inside a batch of random runs, in float64 and float32.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from optzoo.errors import ConfigError
-from optzoo.problems.base import Problem
-from optzoo.problems.custom import from_module
+from optzoo.problems.base import MiniBatch, Problem
 
 _TS_IN = 4  # teacher-student input dimension
+_DIGITS_CLASSES = 10
+# Each run's block of rows in the first-layer GEMM is padded to a multiple of this. Measured on
+# MKL (AVX2, float64 and float32): blocks of 4 or 8 rows give a run the same numbers for any R and
+# any position in the batch; blocks of 1 or 3 rows do not (a product of 1 or 3 rows, R = 1, runs
+# another kernel). The other layout, data @ weights.T, differs for every R.
+_GEMM_ROWS = 8
+
+
+# -- batch-invariant building blocks ---------------------------------------------------------------
+
+
+def _row_sum(v: Tensor) -> Tensor:
+    """``v.sum(-1)``, each row summed the same way however many rows there are.
+
+    One thread sums each row when there are several; ``torch.sum`` splits a lone long row (>= 32768
+    values) across threads instead, which rounds differently. So a lone row is summed beside a
+    copy of itself.
+    """
+    lead = v.shape[:-1]
+    flat = v.reshape(-1, v.shape[-1])
+    if flat.shape[0] == 1:
+        return torch.cat([flat, flat]).sum(-1)[:1].reshape(lead)
+    return flat.sum(-1).reshape(lead)
+
+
+def _fold_vmap(info, in_dims, *args: Tensor | None) -> list[Tensor | None]:
+    """Fold vmap's batch dimension into the run axis: ``(V, R, ...)`` -> ``(V * R, ...)``.
+
+    The building blocks are batched over runs already, so under ``torch.func.vmap`` they run once
+    on V * R runs. An unbatched argument with a single leading row (data shared by all runs) stays
+    as it is and broadcasts.
+    """
+    V = info.batch_size
+    R = max(
+        a.shape[0] if d is None else a.shape[1 if d == 0 else 0]
+        for a, d in zip(args, in_dims, strict=True)
+        if a is not None
+    )
+    out = []
+    for a, d in zip(args, in_dims, strict=True):
+        if a is None or (d is None and a.shape[0] == 1):
+            out.append(a)
+            continue
+        a = a.movedim(d, 0) if d is not None else a.unsqueeze(0)
+        out.append(a.expand(V, R, *a.shape[2:]).reshape(V * R, *a.shape[2:]))
+    return out
+
+
+class _Mix(torch.autograd.Function):
+    """``Z[r, c, i] = b[r, c] + sum_j W[r, c, j] * T[r, j, i]``, the sum taken in order of j.
+
+    A linear layer with per-run weights ``W (R, C, J)`` and biases ``b (R, C)`` (or None) applied to
+    features ``T (R, J, n)`` (or ``(1, J, n)``: data shared by all runs). Elementwise multiply-adds
+    only, so run r's numbers do not depend on R. Its derivatives are :class:`_Mix` and
+    :class:`_Dot` again, so it differentiates to any order (double backward, ``torch.func``).
+    """
+
+    @staticmethod
+    def forward(T: Tensor, W: Tensor, b: Tensor | None) -> Tensor:
+        Ws = W.unsqueeze(-1)  # (R, C, J, 1)
+        Ts = T.unsqueeze(1)  # (R, 1, J, n)
+        if b is None:
+            Z = Ws[:, :, 0] * Ts[:, :, 0]
+        else:
+            Z = torch.addcmul(b.unsqueeze(-1), Ws[:, :, 0], Ts[:, :, 0])
+        for j in range(1, W.shape[-1]):
+            Z.addcmul_(Ws[:, :, j], Ts[:, :, j])
+        return Z
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        T, W, _ = inputs
+        ctx.save_for_backward(T, W)
+        ctx.save_for_forward(T, W)
+        ctx.out_shape = output.shape
+
+    @staticmethod
+    def backward(ctx, G: Tensor):
+        T, W = ctx.saved_tensors
+        gT = gW = gb = None
+        if ctx.needs_input_grad[0]:
+            gT = _Mix.apply(G, W.transpose(-1, -2), None).sum_to_size(T.shape)
+        if ctx.needs_input_grad[1]:
+            gW = _Dot.apply(G, T)
+        if ctx.needs_input_grad[2]:
+            gb = _row_sum(G)
+        return gT, gW, gb
+
+    @staticmethod
+    def jvp(ctx, dT: Tensor | None, dW: Tensor | None, db: Tensor | None) -> Tensor:
+        T, W = ctx.saved_tensors
+        parts = []
+        if dT is not None:
+            parts.append(_Mix.apply(dT, W, None))
+        if dW is not None:
+            parts.append(_Mix.apply(T, dW, None))
+        if db is not None:
+            parts.append(db.unsqueeze(-1))
+        return sum(parts[1:], parts[0]).expand(ctx.out_shape)
+
+    @staticmethod
+    def vmap(info, in_dims, T, W, b):
+        T, W, b = _fold_vmap(info, in_dims, T, W, b)
+        Z = _Mix.apply(T, W, b)
+        return Z.view(info.batch_size, -1, *Z.shape[1:]), 0
+
+
+class _Dot(torch.autograd.Function):
+    """``D[r, c, j] = sum_i G[r, c, i] * T[r, j, i]`` for ``G (R, C, n)``, ``T (R or 1, J, n)``.
+
+    Every entry is one row of n products summed by :func:`_row_sum`; the Python loop runs over
+    the smaller of C and J (the same products and sums either way).
+    """
+
+    @staticmethod
+    def forward(G: Tensor, T: Tensor) -> Tensor:
+        R, C, n = G.shape[0], G.shape[1], G.shape[2]
+        J = T.shape[1]
+        R = max(R, T.shape[0])
+        # One buffer for the products, reused: a fresh (R, C, n) tensor per term costs as much as
+        # the product itself.
+        if C <= J:
+            buf = G.new_empty(R, J, n)
+            return torch.stack(
+                [_row_sum(torch.mul(G[:, c, None], T, out=buf)) for c in range(C)], dim=1
+            )
+        buf = G.new_empty(R, C, n)
+        return torch.stack(
+            [_row_sum(torch.mul(G, T[:, None, j], out=buf)) for j in range(J)], dim=2
+        )
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.save_for_backward(*inputs)
+        ctx.save_for_forward(*inputs)
+
+    @staticmethod
+    def backward(ctx, D: Tensor):
+        G, T = ctx.saved_tensors
+        gG = gT = None
+        if ctx.needs_input_grad[0]:
+            gG = _Mix.apply(T, D, None).sum_to_size(G.shape)
+        if ctx.needs_input_grad[1]:
+            gT = _Mix.apply(G, D.transpose(-1, -2), None).sum_to_size(T.shape)
+        return gG, gT
+
+    @staticmethod
+    def jvp(ctx, dG: Tensor | None, dT: Tensor | None) -> Tensor:
+        G, T = ctx.saved_tensors
+        parts = []
+        if dG is not None:
+            parts.append(_Dot.apply(dG, T))
+        if dT is not None:
+            parts.append(_Dot.apply(G, dT))
+        return sum(parts[1:], parts[0])
+
+    @staticmethod
+    def vmap(info, in_dims, G, T):
+        G, T = _fold_vmap(info, in_dims, G, T)
+        D = _Dot.apply(G, T)
+        return D.view(info.batch_size, -1, *D.shape[1:]), 0
+
+
+class _Readout(torch.autograd.Function):
+    """One output unit: ``z[r, i] = b[r] + sum_j w[r, j] * T[r, j, i]``.
+
+    :class:`_Mix` with C = 1, as one product and one sum over the hidden axis (each output summed
+    in the same order for any R) and a backward of plain differentiable ops: autograd runs its
+    double backward (Hessians) as C++ nodes only, about twice as fast. Sums over data go through
+    :func:`_row_sum`; autograd's own gradient of a broadcast bias would split the sum of a lone
+    run's long row across threads.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(T: Tensor, w: Tensor, b: Tensor) -> Tensor:
+        return (w.unsqueeze(-1) * T).sum(1) + b.unsqueeze(-1)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        T, w, _ = inputs
+        ctx.save_for_backward(T, w)
+        ctx.save_for_forward(T, w)
+
+    @staticmethod
+    def backward(ctx, G: Tensor):
+        T, w = ctx.saved_tensors
+        Gs = G.unsqueeze(1)
+        gT = w.unsqueeze(-1) * Gs if ctx.needs_input_grad[0] else None
+        gw = _row_sum(Gs * T) if ctx.needs_input_grad[1] else None
+        gb = _row_sum(G) if ctx.needs_input_grad[2] else None
+        return gT, gw, gb
+
+    @staticmethod
+    def jvp(ctx, dT: Tensor | None, dw: Tensor | None, db: Tensor | None) -> Tensor:
+        T, w = ctx.saved_tensors
+        out = torch.zeros(T.shape[0], T.shape[-1], dtype=T.dtype, device=T.device)
+        if dT is not None:
+            out = out + (w.unsqueeze(-1) * dT).sum(1)
+        if dw is not None:
+            out = out + (dw.unsqueeze(-1) * T).sum(1)
+        if db is not None:
+            out = out + db.unsqueeze(-1)
+        return out
+
+
+def _gemm_layer(W: Tensor, b: Tensor, XT: Tensor) -> Tensor:
+    """``W[r] @ XT + b[r]`` for every run r: ``W (R, H, K)``, ``b (R, H)``, ``XT (K, n)``.
+
+    One GEMM with the runs stacked as rows against the shared data, each run's block padded with
+    zero rows to a multiple of :data:`_GEMM_ROWS`, so the kernel and the rounding of a run's rows
+    are the same for every R. Autograd's gradient for W is ``G @ XT.T``, again the runs as rows.
+    """
+    R, H, K = W.shape
+    pad = -H % _GEMM_ROWS
+    if pad:
+        W = F.pad(W, (0, 0, 0, pad))
+        b = F.pad(b, (0, pad))
+    A = torch.addmm(b.reshape(-1, 1), W.reshape(-1, K), XT)
+    return A.view(R, H + pad, -1)[:, :H]
+
+
+class _CrossEntropy(torch.autograd.Function):
+    """Mean cross-entropy per run, ``-mean_i log softmax(Z[r, :, i])[y[r, i]]``, and softmax.
+
+    ``Z (R, C, n)`` are logits with the classes on axis 1, ``y (R or 1, n)`` labels. Returns the
+    loss ``(R,)`` and the probabilities (kept for the gradient, ``P - onehot(y)``). One exp per
+    logit; ``F.cross_entropy`` on the same layout takes 3x as long, forward and backward.
+    """
+
+    @staticmethod
+    def forward(Z: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        R, n = Z.shape[0], Z.shape[-1]
+        m = Z.amax(1, keepdim=True)
+        P = torch.sub(Z, m).exp_()
+        s = P.sum(1, keepdim=True)
+        P.div_(s)
+        lse = s.log_().add_(m)[:, 0]
+        zy = Z.gather(1, y.expand(R, n).unsqueeze(1))[:, 0]
+        return _row_sum(lse.sub_(zy)) / n, P
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        Z, y = inputs
+        P = output[1]
+        ctx.mark_non_differentiable(P)
+        ctx.set_materialize_grads(False)  # no zero gradient for P: it is (R, C, n)
+        ctx.save_for_backward(Z, y, P)
+        ctx.save_for_forward(Z, y, P)
+
+    @staticmethod
+    def backward(ctx, g: Tensor, _):
+        Z, y, P = ctx.saved_tensors
+        if not ctx.needs_input_grad[0]:
+            return None, None
+        R, n = Z.shape[0], Z.shape[-1]
+        gn = (g / n)[:, None, None]
+        idx = y.expand(R, n).unsqueeze(1)
+        if torch.is_grad_enabled():  # create_graph: softmax again, differentiably (same numbers)
+            E = torch.sub(Z, Z.amax(1, keepdim=True).detach()).exp()
+            return (E / E.sum(1, keepdim=True) * gn).scatter_add(
+                1, idx, (-gn).expand(R, 1, n)
+            ), None
+        return (P * gn).scatter_add_(1, idx, (-gn).expand(R, 1, n)), None
+
+    @staticmethod
+    def jvp(ctx, dZ: Tensor, _) -> tuple[Tensor, None]:
+        Z, y, P = ctx.saved_tensors
+        R, n = Z.shape[0], Z.shape[-1]
+        dzy = dZ.gather(1, y.expand(R, n).unsqueeze(1))[:, 0]
+        return _row_sum((P * dZ).sum(1) - dzy) / n, None
+
+    @staticmethod
+    def vmap(info, in_dims, Z, y):
+        Z, y = _fold_vmap(info, in_dims, Z, y)
+        loss, P = _CrossEntropy.apply(Z, y)
+        V = info.batch_size
+        return (loss.view(V, -1), P.view(V, -1, *P.shape[1:])), (0, 0)
+
+
+class _Data:
+    """Inputs ``X (n, k)`` and targets ``Y (n,)``, with copies per dtype and device."""
+
+    def __init__(self, X: Tensor, Y: Tensor) -> None:
+        self.X, self.Y, self.n = X, Y, X.shape[0]
+        self._cache: dict[tuple, tuple[Tensor, Tensor, Tensor]] = {}
+
+    def _like(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        key = (x.dtype, x.device)
+        if key not in self._cache:
+            X = self.X.to(dtype=x.dtype, device=x.device)
+            Y = self.Y.to(device=x.device)
+            Y = Y.to(dtype=x.dtype) if Y.is_floating_point() else Y
+            self._cache[key] = (X, X.T.contiguous(), Y)
+        return self._cache[key]
+
+    def like(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """All rows: inputs transposed, ``(k, n)``, and targets ``(n,)``, in x's dtype."""
+        _, XT, Y = self._like(x)
+        return XT, Y
+
+    def rows(self, x: Tensor, idx: Tensor) -> tuple[Tensor, Tensor]:
+        """The rows ``idx (R, B)`` of each run: inputs ``(R, k, B)`` and targets ``(R, B)``."""
+        X, _, Y = self._like(x)
+        idx = idx.to(x.device)
+        return X[idx].transpose(1, 2).contiguous(), Y[idx]
+
+
+def _batched(loss: Callable[[Tensor], Tensor]) -> Callable[[Tensor], Tensor]:
+    """Accept any leading shape ``(..., d)``: the losses work on ``(R, d)``."""
+
+    def fn(x: Tensor) -> Tensor:
+        return loss(x.reshape(-1, x.shape[-1])).reshape(x.shape[:-1])
+
+    return fn
+
+
+def _split(x: Tensor, sizes: list[int]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """x ``(R, d)`` -> weights ``(R, H, K)``, ``(R, H)``, ``(R, C, H)``, ``(R, C)`` (as views)."""
+    K, H, C = sizes
+    R = x.shape[0]
+    W1, b1, W2, b2 = x.split([H * K, H, C * H, C], dim=-1)
+    return W1.reshape(R, H, K), b1, W2.reshape(R, C, H), b2
+
+
+# -- teacher-student -------------------------------------------------------------------------------
+
+
+def _first_layer(W: Tensor, b: Tensor, XT: Tensor) -> Tensor:
+    """Pre-activations ``(R, H, n)``: one GEMM on the shared data ``XT (k, n)``, or multiply-adds
+    on per-run mini-batch rows ``XT (R, k, B)``, which leave no shared operand for a GEMM."""
+    return _gemm_layer(W, b, XT) if XT.ndim == 2 else _Mix.apply(XT, W, b)
+
+
+def _ts_out(x: Tensor, XT: Tensor, width: int) -> Tensor:
+    """Student outputs ``(R, n)`` on inputs ``XT``, ``(4, n)`` or per run ``(R, 4, B)``."""
+    W1, b1, W2, b2 = _split(x, [_TS_IN, width, 1])
+    return _Readout.apply(torch.tanh(_first_layer(W1, b1, XT)), W2[:, 0], b2[:, 0])
+
+
+def _ts_loss(x: Tensor, data: _Data, width: int) -> Tensor:
+    XT, Y = data.like(x)
+    r = _ts_out(x, XT, width) - Y
+    return _row_sum(r * r) / data.n
+
+
+def _ts_batch_loss(x: Tensor, idx: Tensor, data: _Data, width: int) -> Tensor:
+    XT, Y = data.rows(x, idx)
+    r = _ts_out(x, XT, width) - Y
+    return _row_sum(r * r) / idx.shape[-1]
 
 
 def _init_like_torch(model: nn.Module, gen: torch.Generator) -> list[tuple[float, float]]:
@@ -36,6 +405,7 @@ def _init_like_torch(model: nn.Module, gen: torch.Generator) -> list[tuple[float
 
 
 def _mlp(sizes: list[int]) -> nn.Sequential:
+    """The reference network ``Linear, Tanh, Linear`` whose parameters, flattened, are x."""
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         layers.append(nn.Linear(a, b, dtype=torch.float64))
@@ -44,12 +414,11 @@ def _mlp(sizes: list[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def _mse(pred: Tensor, target: Tensor) -> Tensor:
-    return ((pred - target) ** 2).mean()
-
-
-def _cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
-    return F.cross_entropy(logits, labels)
+def _start(sizes: list[int], gen: torch.Generator) -> tuple[Tensor, list[tuple[float, float]]]:
+    """PyTorch's default initialization of ``_mlp(sizes)`` from ``gen``: x0 and the box."""
+    model = _mlp(sizes)
+    box = _init_like_torch(model, gen)
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()]), box
 
 
 def teacher_student(
@@ -61,9 +430,9 @@ def teacher_student(
     teacher's first layer is N(0, 1) (so its units work in tanh's nonlinear range), its output
     layer N(0, 1/teacher_width), biases zero; all from ``torch.Generator().manual_seed(seed)``.
     When width >= teacher_width the teacher is realizable, f* = 0, and the teacher padded with
-    zero units is a listed minimizer; otherwise f* is unknown (None). Solved at f <= 1e-3.
-    Mini-batches of ``batch_size`` rows. Reference: Saad & Solla (1995), "On-line learning in
-    soft committee machines", Phys. Rev. E 52(4); Gardner & Derrida (1989).
+    zero units is a listed minimizer (f = 0 there exactly); otherwise f* is unknown (None). Solved
+    at f <= 1e-3. Mini-batches of ``batch_size`` rows. Reference: Saad & Solla (1995), "On-line
+    learning in soft committee machines", Phys. Rev. E 52(4); Gardner & Derrida (1989).
     """
     for param, value, lo, hi in (
         ("width", width, 1, 256),
@@ -85,10 +454,15 @@ def teacher_student(
     X = torch.randn(n_data, _TS_IN, generator=gen, dtype=f64)
     W1 = torch.randn(teacher_width, _TS_IN, generator=gen, dtype=f64)
     W2 = torch.randn(1, teacher_width, generator=gen, dtype=f64) / math.sqrt(teacher_width)
-    Y = torch.tanh(X @ W1.T) @ W2.T
+    zeros = torch.zeros(teacher_width + 1, dtype=f64)
+    teacher = torch.cat([W1.reshape(-1), zeros[:-1], W2.reshape(-1), zeros[-1:]])
+    # The targets come from the student's own code at the teacher's weights: zero-padded units
+    # add exact zeros (and the GEMM gives a row the same numbers beside any other rows), so f is
+    # exactly 0 at the listed minimizer.
+    Y = _ts_out(teacher[None], X.T.contiguous(), teacher_width)[0]
+    data = _Data(X, Y)
 
-    student = _mlp([_TS_IN, width, 1])
-    box = _init_like_torch(student, gen)
+    x0, box = _start([_TS_IN, width, 1], gen)
     realizable = width >= teacher_width
     minimizers = []
     if realizable:
@@ -103,11 +477,14 @@ def teacher_student(
                 ]
             )
         )
-    return from_module(
-        student,
-        _mse,
-        (X, Y),
-        batch_size=batch_size,
+    return Problem(
+        fn=_batched(functools.partial(_ts_loss, data=data, width=width)),
+        x0=x0,
+        minibatch=MiniBatch(
+            fn=functools.partial(_ts_batch_loss, data=data, width=width),
+            n_data=n_data,
+            batch_size=batch_size,
+        ),
         name="teacher_student",
         category="neural",
         bounds=box,
@@ -129,6 +506,9 @@ def teacher_student(
     )
 
 
+# -- digits ----------------------------------------------------------------------------------------
+
+
 @functools.lru_cache(maxsize=1)
 def _digits() -> tuple[Tensor, Tensor]:
     """scikit-learn's bundled 8x8 digits, features standardized (constant pixels left at 0)."""
@@ -140,6 +520,21 @@ def _digits() -> tuple[Tensor, Tensor]:
     std = X.std(dim=0)
     X = (X - X.mean(dim=0)) / torch.where(std > 0, std, torch.ones_like(std))
     return X, y
+
+
+def _digits_loss(x: Tensor, XT: Tensor, y: Tensor, hidden: int) -> Tensor:
+    """Mean cross-entropy per run on inputs ``XT``, ``(64, n)`` or per run ``(R, 64, B)``."""
+    W1, b1, W2, b2 = _split(x, [XT.shape[-2], hidden, _DIGITS_CLASSES])
+    logits = _Mix.apply(torch.tanh(_first_layer(W1, b1, XT)), W2, b2)  # (R, 10, n)
+    return _CrossEntropy.apply(logits, y.reshape(-1, logits.shape[-1]))[0]
+
+
+def _digits_full_loss(x: Tensor, data: _Data, hidden: int) -> Tensor:
+    return _digits_loss(x, *data.like(x), hidden)
+
+
+def _digits_batch_loss(x: Tensor, idx: Tensor, data: _Data, hidden: int) -> Tensor:
+    return _digits_loss(x, *data.rows(x, idx), hidden)
 
 
 def digits_mlp(hidden: int = 8, batch_size: int = 64, seed: int = 0) -> Problem:
@@ -157,24 +552,28 @@ def digits_mlp(hidden: int = 8, batch_size: int = 64, seed: int = 0) -> Problem:
     if seed < 0:
         raise ConfigError(f"problem 'digits_mlp': param seed must be >= 0, got {seed}")
     X, y = _digits()
-    if not 1 <= batch_size <= X.shape[0]:
+    n, k = X.shape
+    if not 1 <= batch_size <= n:
         raise ConfigError(
-            f"problem 'digits_mlp': param batch_size must be in [1, {X.shape[0]}], got {batch_size}"
+            f"problem 'digits_mlp': param batch_size must be in [1, {n}], got {batch_size}"
         )
-    model = _mlp([X.shape[1], hidden, 10])
-    box = _init_like_torch(model, torch.Generator().manual_seed(seed))
-    return from_module(
-        model,
-        _cross_entropy,
-        (X, y),
-        batch_size=batch_size,
+    data = _Data(X, y)
+    x0, box = _start([k, hidden, _DIGITS_CLASSES], torch.Generator().manual_seed(seed))
+    return Problem(
+        fn=_batched(functools.partial(_digits_full_loss, data=data, hidden=hidden)),
+        x0=x0,
+        minibatch=MiniBatch(
+            fn=functools.partial(_digits_batch_loss, data=data, hidden=hidden),
+            n_data=n,
+            batch_size=batch_size,
+        ),
         name="digits_mlp",
         category="neural",
         bounds=box,
         f_star=None,
         description=(
-            f"f(theta) = mean cross-entropy of a tanh MLP 64-{hidden}-10 on sklearn digits "
-            f"(n = {X.shape[0]}, standardized); f* unknown"
+            f"f(theta) = mean cross-entropy of a tanh MLP {k}-{hidden}-{_DIGITS_CLASSES} on "
+            f"sklearn digits (n = {n}, standardized); f* unknown"
         ),
         params={"hidden": hidden, "batch_size": batch_size, "seed": seed},
     )
