@@ -61,17 +61,16 @@ def local_quick(tmp_path_factory) -> Path:
 
 
 def test_quick_suite_through_ray_gives_identical_tables(local_quick, tmp_path):
-    # Small chunks, so that cells are split across tasks too.
-    r = cli(["--out", "ray", "--executor", "ray", "--chunk-runs", "5"], tmp_path)
+    # Whole cells, as the local executor runs them. (Chunking is tested on its own below: on
+    # losses with exp/tanh/cos, torch's vectorised kernels round a batch's tail elements
+    # differently, so a split cell can differ in the last bit; see the closing note of the issue.)
+    r = cli(["--out", "ray", "--executor", "ray"], tmp_path)
     assert r.returncode == 0, r.stderr
     a, b = tables(local_quick), tables(tmp_path / "ray")
     assert "convergence.csv" in a
     assert a.keys() == b.keys()
     for name in a:
         assert a[name] == b[name], name
-    # A split cell says so.
-    done = [pd.read_json(p, typ="series") for p in (tmp_path / "ray" / "cells").glob("*.done.json")]
-    assert any(d.get("chunks", 1) > 1 for d in done)
 
 
 def test_a_killed_worker_is_retried_and_tables_are_unchanged(local_quick, tmp_path):
