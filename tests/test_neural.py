@@ -39,14 +39,16 @@ def batch_with(p: P.Problem, run: torch.Tensor, R: int, rows, seed: int = 0) -> 
     return x
 
 
-def assert_same_alone_and_in_batch(p: P.Problem, run: torch.Tensor, dtype, B: int) -> None:
+def assert_same_alone_and_in_batch(
+    p: P.Problem, run: torch.Tensor, dtype, B: int, R: int = BIG
+) -> None:
     """Loss, gradient, mini-batch loss and its gradient of ``run``: alone, and at the first, a
-    middle and the last row of a batch of BIG random runs (one evaluation of the batch)."""
+    middle and the last row of a batch of R random runs (one evaluation of the batch)."""
     gen = torch.Generator().manual_seed(5)
-    idx = torch.randint(0, p.minibatch.n_data, (BIG, B), generator=gen)
-    rows = (0, BIG // 2 + 1, BIG - 1)
+    idx = torch.randint(0, p.minibatch.n_data, (R, B), generator=gen)
+    rows = (0, R // 2 + 1, R - 1)
     idx[list(rows)] = idx[0].clone()
-    x = batch_with(p, run, BIG, rows).to(dtype)
+    x = batch_with(p, run, R, rows).to(dtype)
     alone_x = x[:1].clone()
     alone = [
         *value_and_grad(p.fn, alone_x),
@@ -59,7 +61,7 @@ def assert_same_alone_and_in_batch(p: P.Problem, run: torch.Tensor, dtype, B: in
     for what, a, b in zip(("loss", "grad", "batch loss", "batch grad"), alone, inside, strict=True):
         for row in rows:
             assert torch.equal(a[0], b[row]), (
-                f"{p.name} {dtype} {what}: run alone vs at row {row} of {BIG} differ by "
+                f"{p.name} {dtype} {what}: run alone vs at row {row} of {R} differ by "
                 f"{(a[0] - b[row]).abs().max().item():.3g}"
             )
 
@@ -86,15 +88,16 @@ def test_batch_invariance_exact(name, dtype):
 )
 def test_batch_invariance_other_widths(name, params):
     p = problem(name, **params)
-    assert_same_alone_and_in_batch(p, p.sample_starts(1, seed=12)[0], F64, B=7)
+    assert_same_alone_and_in_batch(p, p.sample_starts(1, seed=12)[0], F64, B=7, R=200)
 
 
 def test_one_long_row_is_summed_like_many():
     # torch.sum splits a lone row of >= 32768 values across threads; the losses must not.
-    p = problem("teacher_student", n_data=40_000, batch_size=40_000)
-    x = batch_with(p, p.x0, 3, [1])
-    alone, inside = value_and_grad(p.fn, p.x0[None]), value_and_grad(p.fn, x)
-    assert torch.equal(alone[0][0], inside[0][1]) and torch.equal(alone[1][0], inside[1][1])
+    for width in (8, 1):
+        p = problem("teacher_student", width=width, teacher_width=1, n_data=40_000)
+        x = batch_with(p, p.x0, 3, [1])
+        alone, inside = value_and_grad(p.fn, p.x0[None]), value_and_grad(p.fn, x)
+        assert torch.equal(alone[0][0], inside[0][1]) and torch.equal(alone[1][0], inside[1][1])
     v = torch.randn(1, 100_000, dtype=F64, generator=torch.Generator().manual_seed(0))
     many = torch.cat([v, torch.randn(3, 100_000, dtype=F64)])
     assert torch.equal(neural._row_sum(v)[0], neural._row_sum(many)[0])

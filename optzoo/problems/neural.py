@@ -14,12 +14,16 @@ these problems used before, differed by ~1e-16 between R = 1 and R > 1). So:
 - the first layer, whose input (the data) all runs share, is one GEMM: each run's weights are a
   block of rows, padded to a multiple of :data:`_GEMM_ROWS`, against the data. A row of the product
   is then the same dot products whatever rows stand beside it (measured; ``tests/test_neural.py``
-  checks it), and its gradient is the same kind of GEMM;
+  checks it), and autograd's gradient for it is the same kind of GEMM;
 - a layer whose weights and inputs both belong to the run (hidden -> output; the first layer on a
   mini-batch, whose rows differ per run) is a loop of elementwise multiply-adds over its input
-  width (:class:`_Mix`), and its weight gradient sums rows of products (:class:`_Dot`);
-- cross-entropy is one fused pass (:class:`_CrossEntropy`); a mean over data is summed row by row,
-  never by one row split across threads (:func:`_row_sum`).
+  width (:class:`_Mix`; :class:`_Readout` for one output), and its weight gradient sums rows of
+  products (:class:`_Dot`);
+- cross-entropy is one fused pass (:class:`_CrossEntropy`, :class:`_SoftmaxGrad`); every sum over
+  data is taken row by row, never by one row split across threads (:func:`_row_sum`).
+
+The custom Functions differentiate twice (``oracle.hessian``'s double backward) and support
+``torch.func`` (vmap folds its batch into the run axis; forward-mode for ``torch.func.hessian``).
 
 ``tests/test_neural.py`` checks each problem's loss, gradient and mini-batch loss bit for bit,
 alone and inside a batch of random runs, in float64 and float32.
@@ -34,6 +38,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 from optzoo.errors import ConfigError
 from optzoo.problems.base import MiniBatch, Problem
@@ -206,10 +211,10 @@ class _Readout(torch.autograd.Function):
     """One output unit: ``z[r, i] = b[r] + sum_j w[r, j] * T[r, j, i]``.
 
     :class:`_Mix` with C = 1, as one product and one sum over the hidden axis (each output summed
-    in the same order for any R) and a backward of plain differentiable ops: autograd runs its
-    double backward (Hessians) as C++ nodes only, about twice as fast. Sums over data go through
-    :func:`_row_sum`; autograd's own gradient of a broadcast bias would split the sum of a lone
-    run's long row across threads.
+    in the same order for any R) and a backward of plain differentiable ops, so a Hessian's
+    double backward runs as C++ nodes only (~1.5x faster than through _Mix). Sums over data go
+    through :func:`_row_sum`: autograd's own gradient of a broadcast bias would split a lone run's
+    long row across threads.
     """
 
     generate_vmap_rule = True
@@ -295,15 +300,7 @@ class _CrossEntropy(torch.autograd.Function):
         Z, y, P = ctx.saved_tensors
         if not ctx.needs_input_grad[0]:
             return None, None
-        R, n = Z.shape[0], Z.shape[-1]
-        gn = (g / n)[:, None, None]
-        idx = y.expand(R, n).unsqueeze(1)
-        if torch.is_grad_enabled():  # create_graph: softmax again, differentiably (same numbers)
-            E = torch.sub(Z, Z.amax(1, keepdim=True).detach()).exp()
-            return (E / E.sum(1, keepdim=True) * gn).scatter_add(
-                1, idx, (-gn).expand(R, 1, n)
-            ), None
-        return (P * gn).scatter_add_(1, idx, (-gn).expand(R, 1, n)), None
+        return _SoftmaxGrad.apply(Z, P, y, (g / Z.shape[-1])[:, None, None]), None
 
     @staticmethod
     def jvp(ctx, dZ: Tensor, _) -> tuple[Tensor, None]:
@@ -320,12 +317,66 @@ class _CrossEntropy(torch.autograd.Function):
         return (loss.view(V, -1), P.view(V, -1, *P.shape[1:])), (0, 0)
 
 
+class _SoftmaxGrad(torch.autograd.Function):
+    """The cross-entropy's gradient over logits, ``(P - onehot(y)) * s``, with ``P = softmax(Z)``.
+
+    ``P`` is the softmax :class:`_CrossEntropy` computed (passed in, not recomputed) and
+    ``s (R, 1, 1)`` the upstream gradient over n. A Function of its own so that a Hessian's double
+    backward through it is the softmax Jacobian, ``P * (U - sum_c P * U)``: a few passes, where
+    autograd through exp and a division takes three times as many.
+    """
+
+    @staticmethod
+    def forward(Z: Tensor, P: Tensor, y: Tensor, s: Tensor) -> Tensor:
+        R, n = P.shape[0], P.shape[-1]
+        return (P * s).scatter_add_(1, y.expand(R, n).unsqueeze(1), (-s).expand(R, 1, n))
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        _, P, y, s = inputs
+        ctx.save_for_backward(P, y, s)
+        ctx.save_for_forward(P, y, s)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, V: Tensor):
+        P, y, s = ctx.saved_tensors
+        gZ = gs = None
+        if ctx.needs_input_grad[0]:
+            PU = P * (V * s)
+            gZ = PU.sub_(P * PU.sum(1, keepdim=True))
+        if ctx.needs_input_grad[3]:
+            R, n = P.shape[0], P.shape[-1]
+            Vy = V.gather(1, y.expand(R, n).unsqueeze(1))[:, 0]
+            gs = _row_sum((P * V).sum(1) - Vy).view(R, 1, 1)
+        return gZ, None, None, gs
+
+    @staticmethod
+    def jvp(ctx, dZ: Tensor | None, dP, dy, ds: Tensor | None) -> Tensor:
+        P, y, s = ctx.saved_tensors
+        out = torch.zeros_like(P)
+        if dZ is not None:
+            out = out + P * (dZ - (P * dZ).sum(1, keepdim=True)) * s
+        if ds is not None:
+            out = out + _SoftmaxGrad.forward(None, P, y, ds)
+        return out
+
+    @staticmethod
+    def vmap(info, in_dims, Z, P, y, s):
+        Z, P, y, s = _fold_vmap(info, in_dims, Z, P, y, s)
+        dZ = _SoftmaxGrad.apply(Z, P, y, s)
+        return dZ.view(info.batch_size, -1, *dZ.shape[1:]), 0
+
+
 class _Data:
     """Inputs ``X (n, k)`` and targets ``Y (n,)``, with copies per dtype and device."""
 
     def __init__(self, X: Tensor, Y: Tensor) -> None:
         self.X, self.Y, self.n = X, Y, X.shape[0]
         self._cache: dict[tuple, tuple[Tensor, Tensor, Tensor]] = {}
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_cache": {}}  # pickle the data once, not its copies
 
     def _like(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         key = (x.dtype, x.device)
@@ -348,13 +399,9 @@ class _Data:
         return X[idx].transpose(1, 2).contiguous(), Y[idx]
 
 
-def _batched(loss: Callable[[Tensor], Tensor]) -> Callable[[Tensor], Tensor]:
-    """Accept any leading shape ``(..., d)``: the losses work on ``(R, d)``."""
-
-    def fn(x: Tensor) -> Tensor:
-        return loss(x.reshape(-1, x.shape[-1])).reshape(x.shape[:-1])
-
-    return fn
+def _any_lead(loss: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    """``loss`` on ``(R, d)`` applied to any leading shape ``(..., d)``."""
+    return loss(x.reshape(-1, x.shape[-1])).reshape(x.shape[:-1])
 
 
 def _split(x: Tensor, sizes: list[int]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -478,7 +525,7 @@ def teacher_student(
             )
         )
     return Problem(
-        fn=_batched(functools.partial(_ts_loss, data=data, width=width)),
+        fn=functools.partial(_any_lead, functools.partial(_ts_loss, data=data, width=width)),
         x0=x0,
         minibatch=MiniBatch(
             fn=functools.partial(_ts_batch_loss, data=data, width=width),
@@ -560,7 +607,9 @@ def digits_mlp(hidden: int = 8, batch_size: int = 64, seed: int = 0) -> Problem:
     data = _Data(X, y)
     x0, box = _start([k, hidden, _DIGITS_CLASSES], torch.Generator().manual_seed(seed))
     return Problem(
-        fn=_batched(functools.partial(_digits_full_loss, data=data, hidden=hidden)),
+        fn=functools.partial(
+            _any_lead, functools.partial(_digits_full_loss, data=data, hidden=hidden)
+        ),
         x0=x0,
         minibatch=MiniBatch(
             fn=functools.partial(_digits_batch_loss, data=data, hidden=hidden),
