@@ -62,6 +62,34 @@ def require_ray() -> None:
         ) from None
 
 
+def connect(address: str | None = None) -> None:
+    """Join the Ray cluster at ``address`` (default ``$RAY_ADDRESS``; ``auto`` finds the one
+    started on this machine by ``ray start --head``), or start a local instance.
+
+    A cluster that cannot be reached is the user's error, refused in one line before anything is
+    written.
+    """
+    require_ray()
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    env = {k: os.environ[k] for k in (KILL_ONCE_ENV,) if k in os.environ}
+    try:
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            log_to_driver=False,
+            runtime_env={"env_vars": env} if env else None,
+        )
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        raise ConfigError(
+            f"cannot reach a Ray cluster at {address!r} ({type(e).__name__}); on the head node "
+            "use RAY_ADDRESS=auto after `ray start --head`, or unset it for a local instance"
+        ) from None
+
+
 def run_local(suite: Suite, tasks: list[Task]) -> Iterator[tuple[Task, object]]:
     """Run cells one after another in this process."""
     from optzoo.harness import run_cell
@@ -105,20 +133,11 @@ def run_ray(
     ``address`` defaults to the ``RAY_ADDRESS`` environment variable, else a local Ray instance
     is started for this process.
     """
-    require_ray()
+    connect(address)
     import ray
 
     from optzoo.harness import merge_chunks
 
-    address = address or os.environ.get("RAY_ADDRESS") or None
-    env = {k: os.environ[k] for k in (KILL_ONCE_ENV,) if k in os.environ}
-    if not ray.is_initialized():
-        ray.init(
-            address=address,
-            include_dashboard=False,
-            log_to_driver=False,
-            runtime_env={"env_vars": env} if env else None,
-        )
     remote = ray.remote(max_retries=max_retries, num_cpus=1)(_remote_cell)
 
     pending: dict = {}  # future -> (task index, chunk index)

@@ -709,7 +709,7 @@ def run_suite(
             f"unknown executor {executor!r}; allowed: {', '.join(executors.EXECUTORS)}"
         )
     if executor == "ray":
-        executors.require_ray()
+        executors.connect(ray_address)  # a cluster out of reach is refused before any write
     store = Store(out)
     todo = cells(suite, custom)
     store.open(
