@@ -396,7 +396,8 @@ class _Data:
         """The rows ``idx (R, B)`` of each run: inputs ``(R, k, B)`` and targets ``(R, B)``."""
         X, _, Y = self._like(x)
         idx = idx.to(x.device)
-        return X[idx].transpose(1, 2).contiguous(), Y[idx]
+        rows = X.index_select(0, idx.reshape(-1)).view(*idx.shape, X.shape[1])
+        return rows.transpose(1, 2).contiguous(), Y[idx]
 
 
 def _any_lead(loss: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
@@ -412,31 +413,10 @@ def _split(x: Tensor, sizes: list[int]) -> tuple[Tensor, Tensor, Tensor, Tensor]
     return W1.reshape(R, H, K), b1, W2.reshape(R, C, H), b2
 
 
-# -- teacher-student -------------------------------------------------------------------------------
-
-
 def _first_layer(W: Tensor, b: Tensor, XT: Tensor) -> Tensor:
     """Pre-activations ``(R, H, n)``: one GEMM on the shared data ``XT (k, n)``, or multiply-adds
     on per-run mini-batch rows ``XT (R, k, B)``, which leave no shared operand for a GEMM."""
     return _gemm_layer(W, b, XT) if XT.ndim == 2 else _Mix.apply(XT, W, b)
-
-
-def _ts_out(x: Tensor, XT: Tensor, width: int) -> Tensor:
-    """Student outputs ``(R, n)`` on inputs ``XT``, ``(4, n)`` or per run ``(R, 4, B)``."""
-    W1, b1, W2, b2 = _split(x, [_TS_IN, width, 1])
-    return _Readout.apply(torch.tanh(_first_layer(W1, b1, XT)), W2[:, 0], b2[:, 0])
-
-
-def _ts_loss(x: Tensor, data: _Data, width: int) -> Tensor:
-    XT, Y = data.like(x)
-    r = _ts_out(x, XT, width) - Y
-    return _row_sum(r * r) / data.n
-
-
-def _ts_batch_loss(x: Tensor, idx: Tensor, data: _Data, width: int) -> Tensor:
-    XT, Y = data.rows(x, idx)
-    r = _ts_out(x, XT, width) - Y
-    return _row_sum(r * r) / idx.shape[-1]
 
 
 def _init_like_torch(model: nn.Module, gen: torch.Generator) -> list[tuple[float, float]]:
@@ -466,6 +446,27 @@ def _start(sizes: list[int], gen: torch.Generator) -> tuple[Tensor, list[tuple[f
     model = _mlp(sizes)
     box = _init_like_torch(model, gen)
     return torch.cat([p.detach().reshape(-1) for p in model.parameters()]), box
+
+
+# -- teacher-student -------------------------------------------------------------------------------
+
+
+def _ts_out(x: Tensor, XT: Tensor, width: int) -> Tensor:
+    """Student outputs ``(R, n)`` on inputs ``XT``, ``(4, n)`` or per run ``(R, 4, B)``."""
+    W1, b1, W2, b2 = _split(x, [_TS_IN, width, 1])
+    return _Readout.apply(torch.tanh(_first_layer(W1, b1, XT)), W2[:, 0], b2[:, 0])
+
+
+def _ts_loss(x: Tensor, data: _Data, width: int) -> Tensor:
+    XT, Y = data.like(x)
+    r = _ts_out(x, XT, width) - Y
+    return _row_sum(r * r) / data.n
+
+
+def _ts_batch_loss(x: Tensor, idx: Tensor, data: _Data, width: int) -> Tensor:
+    XT, Y = data.rows(x, idx)
+    r = _ts_out(x, XT, width) - Y
+    return _row_sum(r * r) / idx.shape[-1]
 
 
 def teacher_student(
