@@ -34,6 +34,8 @@ class AdamState(NamedTuple):
     exp_avg: Tensor  # (R, d) first moment
     exp_avg_sq: Tensor  # (R, d) second moment
     max_exp_avg_sq: Tensor  # (R, d) running max of the second moment if amsgrad, else (R, 0)
+    beta1_power: Tensor  # (R, 1) beta1^t
+    beta2_power: Tensor  # (R, 1) beta2^t
 
 
 class Adam(FirstOrder):
@@ -79,6 +81,8 @@ class Adam(FirstOrder):
             exp_avg_sq=torch.zeros_like(x),
             # Empty unless used: the drop-in holds whole networks.
             max_exp_avg_sq=torch.zeros_like(x) if self.hp["amsgrad"] else x.new_zeros(R, 0),
+            beta1_power=x.new_ones(R, 1),
+            beta2_power=x.new_ones(R, 1),
         )
 
     @staticmethod
@@ -101,10 +105,16 @@ class Adam(FirstOrder):
             second = max_sq
         else:
             second = exp_avg_sq
-        step_size = lr / (1 - beta1**step)
-        denom = second.sqrt() / (1 - beta2**step) ** 0.5 + hp["eps"]
+        # beta^t as a running product, not ``beta**step``: torch's CPU pow kernel rounds the last
+        # elements of a tensor on a different code path than the rest, so a run's bias correction
+        # (and every later iterate) would depend on its position in the batch. A product of
+        # t correctly rounded factors stays within t/2 ulp of beta^t.
+        beta1_power = state.beta1_power * beta1
+        beta2_power = state.beta2_power * beta2
+        step_size = lr / (1 - beta1_power)
+        denom = second.sqrt() / (1 - beta2_power).sqrt() + hp["eps"]
         x = x - step_size * (exp_avg / denom)
-        return x, AdamState(step, exp_avg, exp_avg_sq, max_sq)
+        return x, AdamState(step, exp_avg, exp_avg_sq, max_sq, beta1_power, beta2_power)
 
 
 class AdamW(Adam):
