@@ -194,6 +194,25 @@ def test_rnn_cliff_matches_the_paper_recurrence():
     assert f(problem("rnn_cliff", T=7), 2.0, -1.0) == pytest.approx(paper(2.0, -1.0, T=7))
 
 
+@pytest.mark.parametrize("T", [1, 7, 50])
+def test_rnn_cliff_gradient_against_autograd(T):
+    # The hand-written backward pass (a cumprod over time) against autograd through the
+    # recurrence, on random points and across the wall, where the gradient is large.
+    p = problem("rnn_cliff", T=T)
+    wall = torch.stack(
+        [torch.full((401,), 5.0, dtype=F64), torch.linspace(-2.7, -2.5, 401, dtype=F64)], dim=1
+    )  # across the wall at w = 5
+    x = torch.cat([p.sample_starts(64, seed=2), wall])
+    f, g = p.value_and_grad(x)
+    xr = x.clone().requires_grad_(True)
+    fa = p.fn(xr)
+    (ga,) = torch.autograd.grad(fa.sum(), xr)
+    assert torch.equal(f, fa.detach())  # the same forward ops
+    torch.testing.assert_close(g, ga, rtol=1e-12, atol=1e-15)
+    if T == 50:
+        assert ga.abs().max() > 10  # the wall was sampled (elsewhere |g| < 1)
+
+
 # -- every registered problem --------------------------------------------------------------------
 
 

@@ -49,7 +49,8 @@ class Problem:
     ``batched=False`` for a callable that takes one point ``(d,)`` and returns a scalar; it is then
     vmapped. Gradients, Hessian-vector products and Hessians come from autograd through the counted
     :class:`~optzoo.problems.oracle.Oracle`; ``grad`` is an optional analytic gradient, batched like
-    ``fn``.
+    ``fn``, and ``value_and_grad`` an optional ``x -> (f, g)`` for losses whose gradient reuses the
+    forward pass (f must equal ``fn(x)`` bit for bit).
 
     Success: where ``f_star`` is known a run is solved when ``f <= f_star + target``. Where it is
     not (f unbounded below near a saddle), a run is solved when it has escaped the first known
@@ -74,6 +75,7 @@ class Problem:
     description: str = ""
     batched: bool = True
     grad: Callable[[Tensor], Tensor] | None = None
+    value_and_grad: Callable[[Tensor], tuple[Tensor, Tensor]] | None = None
     minibatch: MiniBatch | None = None
     params: dict = field(default_factory=dict)
     validate: bool = True

@@ -28,6 +28,32 @@ def _rnn_cliff(p: Tensor, T: int) -> Tensor:
     return (torch.sigmoid(x) - _RNN_TARGET) ** 2
 
 
+def _rnn_cliff_value_and_grad(p: Tensor, T: int) -> tuple[Tensor, Tensor]:
+    """f and its gradient in one forward pass and a backward pass vectorised over time.
+
+    With s_t = sigmoid(x_t), x_t = w s_(t-1) + b and lam_t = df/dx_t: lam_T = 2 (s_T - 0.7)
+    s_T (1 - s_T) and lam_(t-1) = lam_t D_(t-1) with D_t = w s_t (1 - s_t), so every lam_t is lam_T
+    times a suffix product of D (one cumprod), and df/dw = sum_t lam_t s_(t-1), df/db = sum_t
+    lam_t. About 150 small ops against autograd's 150 forward and 150 backward nodes; f is the
+    same ops as ``_rnn_cliff`` (bit-identical), g agrees with autograd to round-off.
+    """
+    w, b = p[..., 0], p[..., 1]
+    S = p.new_empty((T + 1, *w.shape))  # s_0 .. s_T
+    x = torch.full_like(w, _RNN_X0)
+    for t in range(T):
+        s = torch.sigmoid(x, out=S[t])
+        x = w * s + b
+    s_T = torch.sigmoid(x, out=S[T])
+    r = s_T - _RNN_TARGET
+    f = r**2
+    lam_T = 2.0 * r * (s_T * (1.0 - s_T))
+    prev = S[:T].flip(0)  # s_(T-1), ..., s_0: the s_(t-1) of t = T, ..., 1
+    D = w * (prev[:-1] * (1.0 - prev[:-1]))  # D_(T-1), ..., D_1
+    lam = torch.cat([lam_T.unsqueeze(0), lam_T * D.cumprod(0)])  # lam_T, ..., lam_1
+    g = torch.stack([(lam * prev).sum(0), lam.sum(0)], dim=-1)
+    return f, g
+
+
 def _cliff(p: Tensor, height: float, steepness: float) -> Tensor:
     u, v = p[..., 0], p[..., 1]
     step = 0.5 * height * (1.0 + torch.tanh(steepness * (u - _CLIFF_AT)))
@@ -50,6 +76,7 @@ def rnn_cliff(T: int = 50) -> Problem:
     logit = math.log(_RNN_TARGET / (1.0 - _RNN_TARGET))
     return Problem(
         fn=partial(_rnn_cliff, T=T),
+        value_and_grad=partial(_rnn_cliff_value_and_grad, T=T),
         x0=(5.0, -3.5),
         name="rnn_cliff",
         category="cliff",

@@ -169,7 +169,10 @@ class Oracle:
 
     def value_and_grad(self, x: Tensor, active: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """f(x) ``(R,)`` and the (transformed) gradient ``(R, d)``."""
-        if self.problem.grad is not None and self.batch_size is None:
+        if self.problem.value_and_grad is not None and self.batch_size is None:
+            with torch.no_grad():
+                f, g = self.problem.value_and_grad(x)
+        elif self.problem.grad is not None and self.batch_size is None:
             with torch.no_grad():
                 f = self.problem.fn(x)
                 g = self.problem.grad(x)
