@@ -55,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--chunk-runs", dest="chunk_runs", help="with ray: split cells with more runs than this"
     )
     p.add_argument(
+        "--workers",
+        help="processes running cells and drawing figures (default: one per core; 1 = none)",
+    )
+    p.add_argument(
         "--no-report", dest="report", action="store_false", help="skip tables and figures"
     )
     return p
@@ -163,7 +167,10 @@ def prepare(args: argparse.Namespace):
         executors.require_ray()
     elif args.ray_address or args.chunk_runs:
         raise ConfigError("--ray-address and --chunk-runs go with --executor ray")
+    if args.executor == "ray" and args.workers is not None:
+        raise ConfigError("--workers goes with the local executor (Ray places its own tasks)")
     args.chunk_runs = _whole("--chunk-runs", args.chunk_runs, 1)
+    args.workers = _whole("--workers", args.workers, 1)
 
     if args.out:
         out = Path(args.out)
@@ -221,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
             executor=args.executor,
             ray_address=args.ray_address,
             chunk_runs=args.chunk_runs,
+            workers=args.workers,
         )
         wall = time.perf_counter() - t0
     except ConfigError as e:
@@ -231,11 +239,14 @@ def main(argv: list[str] | None = None) -> int:
             "optzoo.bench: interrupted; finished cells are kept, rerun to resume", file=sys.stderr
         )
         return 130
+    t_report = 0.0
     if args.report and store.finished_cells():
         from optzoo import report
 
+        t_report = time.perf_counter()
         try:
-            report.write(out)
+            report.write(out, workers=args.workers)
+            t_report = time.perf_counter() - t_report
             if not args.quiet:
                 print(report.summary(out))
         except ConfigError as e:
@@ -253,7 +264,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         return EXIT_INTERNAL
     if not args.quiet:
-        print(f"optzoo: done in {wall:.1f}s; tables in {out / 'tables'}", file=sys.stderr)
+        took = f"{wall:.1f}s running cells"
+        if args.report:
+            took += f", {t_report:.1f}s writing tables and figures"
+        print(f"optzoo: done: {took}; tables in {out / 'tables'}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -790,8 +790,10 @@ def slug(key: str) -> str:
     return s.strip("_") or "problem"
 
 
-def _two_d(an: Analysis) -> list[str]:
-    return [p for p in an.problems if int(an.infos[p].get("dim", 0)) == 2]
+def _two_d(an: Analysis, only: Sequence[str] | None = None) -> list[str]:
+    """The 2-D problems (those in ``only``, if given), in report order."""
+    keep = an.problems if only is None else [p for p in an.problems if p in set(only)]
+    return [p for p in keep if int(an.infos[p].get("dim", 0)) == 2]
 
 
 def _landscape_grid(an: Analysis, problem: str):
@@ -869,7 +871,9 @@ def _draw_landscape(fig, ax, info: dict, xs: np.ndarray, ys: np.ndarray, F: np.n
 
 
 @_styled
-def figure_contours(data: Analysis | str | Path, outdir: Path | None = None) -> list[Path]:
+def figure_contours(
+    data: Analysis | str | Path, outdir: Path | None = None, problems: Sequence[str] | None = None
+) -> list[Path]:
     """Per 2-D problem: contours of f - min f with each optimizer's path from the default start."""
     an = _analysis(data)
     outdir = outdir or an.root / FIGURES_DIR
@@ -878,7 +882,7 @@ def figure_contours(data: Analysis | str | Path, outdir: Path | None = None) -> 
     colors = _colors(an)
     paths_all = an.store.read("paths")
     written = []
-    for p in _two_d(an):
+    for p in _two_d(an, problems):
         info = an.infos[p]
         lo, hi = np.asarray(info["bounds"][0], float), np.asarray(info["bounds"][1], float)
         fig = _figure(SIZES["contour"])
@@ -1154,7 +1158,9 @@ def _basin_labels(info: dict, runs: pd.DataFrame) -> list[str]:
 
 
 @_styled
-def figure_basins(data: Analysis | str | Path, outdir: Path | None = None) -> list[Path]:
+def figure_basins(
+    data: Analysis | str | Path, outdir: Path | None = None, problems: Sequence[str] | None = None
+) -> list[Path]:
     """Basins of attraction for 2-D multimodal and saddle problems, one panel per optimizer."""
     an = _analysis(data)
     outdir = outdir or an.root / FIGURES_DIR
@@ -1162,7 +1168,7 @@ def figure_basins(data: Analysis | str | Path, outdir: Path | None = None) -> li
     from matplotlib.lines import Line2D
 
     written = []
-    for p in _two_d(an):
+    for p in _two_d(an, problems):
         info = an.infos[p]
         if info["category"] not in ("multimodal", "saddle"):
             continue
@@ -1501,18 +1507,78 @@ FIGURE_FUNCTIONS: tuple[Callable[..., list[Path]], ...] = (
 
 
 # -- entry points -----------------------------------------------------------------------------
-def write(root: str | Path, compare: str | Path | None = None, figures: bool = True) -> list[Path]:
+# Figure jobs by how long one takes (quick suite, measured; contours and basins are one job per
+# problem), longest first, so that a pool of workers ends together.
+_BY_COST = (
+    "figure_convergence",
+    "figure_basins",
+    "figure_lr_sensitivity",
+    "figure_ecdf",
+    "figure_contours",
+    "figure_critical_points",
+    "figure_cliff",
+    "figure_zigzag",
+    "figure_profile",
+)
+_JOBS: list[Callable[[], list[Path]]] = []  # read by forked workers
+
+
+def _run_job(i: int) -> list[Path]:
+    return _JOBS[i]()
+
+
+def _draw_figures(an: Analysis, compare: str | Path | None, workers: int | None) -> list[Path]:
+    """Every figure, drawn by one worker process per core (matplotlib draws on one thread).
+
+    Workers are forked after the runs are loaded and the shared statistics computed, so each
+    starts with them in memory. Returns the files in a fixed order whatever the schedule.
+    """
+    import functools
+
+    from optzoo import _pool
+
+    jobs = []
+    for f in FIGURE_FUNCTIONS:
+        if f in (figure_contours, figure_basins):  # one file per 2-D problem: one job each
+            jobs += [functools.partial(f, an, problems=[p]) for p in _two_d(an)]
+        else:
+            jobs.append(functools.partial(f, an))
+    jobs.append(functools.partial(figure_cliff, an, compare))
+    names = [j.func.__name__ for j in jobs]
+    order = sorted(range(len(jobs)), key=lambda i: _BY_COST.index(names[i]))
+    workers = min(_pool.cores() if workers is None else workers, len(jobs))
+    if workers < 2:
+        return [p for j in jobs for p in j()]
+    _ = (an.traces, an.stats, an.best)  # computed once here, inherited by every worker
+    _JOBS[:] = jobs
+    pool = _pool.start(workers)
+    finished = False
+    try:
+        futures = {i: pool.submit(_run_job, i) for i in order}
+        out = [futures[i].result() for i in range(len(jobs))]
+        finished = True
+    finally:
+        _JOBS.clear()
+        _pool.stop(pool, finished)
+    return [p for paths in out for p in paths]
+
+
+def write(
+    root: str | Path,
+    compare: str | Path | None = None,
+    figures: bool = True,
+    workers: int | None = None,
+) -> list[Path]:
     """Write every table and figure of a results directory; returns the files written.
 
     ``compare`` is an optional second results directory (e.g. the same suite with gradient
-    clipping) drawn beside this one in the cliff figure.
+    clipping) drawn beside this one in the cliff figure. Figures are drawn by ``workers``
+    processes (default: one per core; the files are the same either way).
     """
     an = Analysis(root)
     written = _write_tables(an)
     if figures:
-        for f in FIGURE_FUNCTIONS:
-            written += f(an)
-        written += figure_cliff(an, compare)
+        written += _draw_figures(an, compare, workers)
     readme = Path(root) / "README.md"
     write_text(readme, readme_markdown(root))
     return [*written, readme]

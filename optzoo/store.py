@@ -148,6 +148,11 @@ class Store:
             for sub in ("tables", "figures"):
                 shutil.rmtree(self.root / sub, ignore_errors=True)
             old = None
+        if old is not None and self.cells_dir.is_dir():
+            # Temporary files of writes cut short (a kill mid-write) are never results: the
+            # rename that would have made them one did not happen. Clear them on resume.
+            for tmp in self.cells_dir.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
         if old is None:
             self.root.mkdir(parents=True, exist_ok=True)
             write_json(

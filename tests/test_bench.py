@@ -100,6 +100,8 @@ BAD_ARGS = [
     (["--problem", "mylosses:nan_at_x0", "--x0", "1,2"], "not finite"),
     (["--expr", "__import__('os').system('true')"], "expression"),
     (["--x0", "1,2"], "--problem or --expr"),
+    (["--workers", "0"], "--workers"),
+    (["--workers", "two"], "--workers"),
 ]
 
 
@@ -161,6 +163,20 @@ def test_same_command_twice_gives_byte_identical_tables(work):
         if n.startswith("timing"):
             continue  # wall times live only here, by design
         assert (ta / n).read_bytes() == (tb / n).read_bytes(), n
+
+
+def test_worker_processes_store_the_same_cells_as_one_process(work):
+    # Cells run on one thread each, so where they run changes no number.
+    one = run_cli(["--config", "tiny.toml", "--out", "one", "--quiet", "--workers", "1"], work)
+    two = run_cli(["--config", "tiny.toml", "--out", "two", "--quiet", "--workers", "2"], work)
+    assert one.returncode == 0 and two.returncode == 0, one.stderr + two.stderr
+    parts = sorted((work / "one" / "cells").glob("*.parquet"))
+    assert len(parts) >= 6
+    for p in parts:
+        a, b = pd.read_parquet(p), pd.read_parquet(work / "two" / "cells" / p.name)
+        pd.testing.assert_frame_equal(a, b)
+    for f in sorted((work / "one" / "figures").glob("*.png")):
+        assert f.read_bytes() == (work / "two" / "figures" / f.name).read_bytes(), f.name
 
 
 def test_resume_after_sigkill_equals_an_uninterrupted_run(work):
