@@ -47,6 +47,12 @@ def test_analytic_gradient_is_autograds_bit_for_bit(name, params, dtype):
     assert bool(same.all()), f"{int((~same).sum())} coordinates differ"
     finite = ~want.isnan()
     assert bool((torch.signbit(got) == torch.signbit(want))[finite].all())
+    if p.value_and_grad is not None:  # f and g from one pass: f is fn's, g is grad's, bit for bit
+        f, g = p.value_and_grad(x)
+        assert torch.equal(g.nan_to_num(), got.nan_to_num())
+        assert bool(torch.signbit(g).eq(torch.signbit(got))[finite].all())
+        fn = p.fn(x)
+        assert bool(((f == fn) | (f.isnan() & fn.isnan())).all())
 
 
 def test_the_oracle_returns_the_same_numbers_with_or_without_the_analytic_gradient():

@@ -116,8 +116,9 @@ class Oracle:
         self._evals = z.clone()
         # The harness sets this to the runs still going; frozen runs are computed but not counted.
         self.active: Tensor | None = None
-        # Norm of the last raw (untransformed) gradient per run, for plateau statistics.
-        self.last_grad_norm: Tensor | None = None
+        # The last raw (untransformed) gradient; its norm per run is computed when first read.
+        self._last_grad: Tensor | None = None
+        self._last_grad_norm: Tensor | None = None
 
     # -- bookkeeping ---------------------------------------------------------------------------
     def _count(self, field: str, active: Tensor | None) -> None:
@@ -130,6 +131,15 @@ class Oracle:
         c += step
         weight = {"nhvp": 2, "nh": self.d}.get(field, 1)
         self._evals = self._evals + (step if weight == 1 else weight * step)
+
+    @property
+    def last_grad_norm(self) -> Tensor | None:
+        """Norm of the last raw (untransformed) gradient per run, ``(R,)``, for plateau statistics;
+        None before the first gradient. Computed on first read: an optimizer step does not pay
+        for it (a row norm over few coordinates costs as much as a few elementwise ops)."""
+        if self._last_grad_norm is None and self._last_grad is not None:
+            self._last_grad_norm = torch.linalg.vector_norm(self._last_grad, dim=-1)
+        return self._last_grad_norm
 
     @property
     def grad_evals(self) -> Tensor:
@@ -182,7 +192,7 @@ class Oracle:
                 f = self._loss(xr)
                 (g,) = torch.autograd.grad(f.sum(), xr)
             f = f.detach()
-        self.last_grad_norm = torch.linalg.vector_norm(g, dim=-1)
+        self._last_grad, self._last_grad_norm = g, None
         g = self._transform(g)
         self._count("ng", active)
         return f, g

@@ -23,13 +23,19 @@ def _rosenbrock(x: Tensor) -> Tensor:
 # oracle evaluation (f and g) is 2-2.7x faster for R <= 1e3 and 1.1-1.4x for Rosenbrock at
 # R = 1e5-1e6 (measured). The rotated ellipsoid computes x Q twice (for f, then for g): at 10-D
 # and R = 1e5 that makes it 1.6x slower than autograd, a cost only very large batches pay.
-def _rosenbrock_grad(x: Tensor) -> Tensor:
+def _rosenbrock_value_and_grad(x: Tensor) -> tuple[Tensor, Tensor]:
     a, b = x[..., :-1], x[..., 1:]
     u = b - a**2
+    w = 1.0 - a
+    f = (100.0 * u**2 + w**2).sum(dim=-1)  # _rosenbrock's ops, so the same bits
     g_u = 100.0 * (2.0 * u)  # d/du 100 u^2
-    g_a = -g_u * (2.0 * a) - 2.0 * (1.0 - a)  # through u = b - a^2, and (1 - a)^2
+    g_a = -g_u * (2.0 * a) - 2.0 * w  # through u = b - a^2, and (1 - a)^2
     # x_i is a in term i and b in term i - 1: the two slices' gradients, zero-padded and added.
-    return torch.nn.functional.pad(g_a, (0, 1)) + torch.nn.functional.pad(g_u, (1, 0))
+    return f, torch.nn.functional.pad(g_a, (0, 1)) + torch.nn.functional.pad(g_u, (1, 0))
+
+
+def _rosenbrock_grad(x: Tensor) -> Tensor:
+    return _rosenbrock_value_and_grad(x)[1]
 
 
 def _ellipsoid(x: Tensor, Q: Tensor | None, lam: Tensor) -> Tensor:
@@ -69,6 +75,7 @@ def rosenbrock(dim: int = 2) -> Problem:
     return Problem(
         fn=_rosenbrock,
         grad=_rosenbrock_grad,
+        value_and_grad=_rosenbrock_value_and_grad,
         x0=x0,
         name="rosenbrock",
         category="ravine",
