@@ -22,6 +22,8 @@ it ran on and the command that reproduces it, and prints the same text.
 (c) The shipped suites' wall time, end to end through ``python -m optzoo.bench`` (tables and
     figures included), and per cell from ``tables/timing.csv``; or read from an existing results
     directory with ``--suite-dir``.
+(d) Where the time of a first-order step goes: torch.profiler's op table for the bare Adam step
+    at R = 1e5, and the elementwise kernels it is made of, timed in torch and in NumPy.
 
 Measurements run on one intra-op thread (``--threads``), as the harness does for every batch.
 """
@@ -76,6 +78,7 @@ class Settings:
     min_steps: int  # (b) at least
     max_elements: float  # (b) skip where one state tensor would exceed this many numbers
     suites: tuple[str, ...]  # (c) configs to run
+    profile_R: int  # (d) batch size of the profiled step
 
 
 FULL = Settings(
@@ -88,6 +91,7 @@ FULL = Settings(
     min_steps=3,
     max_elements=2e7,
     suites=("quick", "default"),
+    profile_R=100_000,
 )
 TINY = Settings(
     grid_starts=64,
@@ -99,6 +103,7 @@ TINY = Settings(
     min_steps=2,
     max_elements=2e5,
     suites=("quick",),
+    profile_R=1_000,
 )
 
 ADAM = {"lr": 1e-2}
@@ -463,6 +468,81 @@ def _timing(out: Path) -> pd.DataFrame:
     return t
 
 
+# -- (d) where a first-order step's time goes ------------------------------------------------
+def profile_step(s: Settings, log: Callable[[str], None]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(torch.profiler's op table for the bare Adam step on 2-D Rosenbrock at R = profile_R,
+    per step; the same elementwise kernels timed in torch and in NumPy on (R, 2) arrays)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    R, steps = s.profile_R, 20
+    log(f"(d) profiling the bare Adam step at R = {R:,}")
+    p = problems.get("rosenbrock", dim=2)
+    x = p.sample_starts(R, seed=stable_seed("profile"))
+    opt, oracle = optimizers.get("adam", **ADAM), Oracle(p, R)
+    state = opt.init(x)
+    with torch.no_grad():
+        for _ in range(3):
+            x, state, _ = opt.step(x, state, oracle)
+        with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+            for _ in range(steps):
+                x, state, _ = opt.step(x, state, oracle)
+    rows = []
+    for e in prof.key_averages(group_by_input_shape=True):
+        if not e.key.startswith("aten::") or e.self_cpu_time_total <= 0:
+            continue
+        rows.append(
+            {
+                "op": e.key.removeprefix("aten::"),
+                "input shapes": str(e.input_shapes).replace(" ", ""),
+                "calls per step": e.count / steps,
+                "us per step": e.self_cpu_time_total / steps,
+            }
+        )
+    ops = pd.DataFrame(rows).sort_values("us per step", ascending=False).reset_index(drop=True)
+    total = ops["us per step"].sum()
+    ops["share"] = ops["us per step"] / total
+    ops = ops[ops["share"] >= 0.01].reset_index(drop=True)
+    t_np = numpy_adam(_np_rosenbrock, x.numpy().copy(), steps) / steps * 1e6
+    nan = float("nan")
+    for op, us, share in (("all ops (torch)", total, 1.0), ("NumPy Adam step, whole", t_np, nan)):
+        ops.loc[len(ops)] = {
+            "op": op,
+            "input shapes": "",
+            "calls per step": nan,
+            "us per step": us,
+            "share": share,
+        }
+
+    a = torch.rand(R, 2, dtype=torch.float64) + 1.0
+    b = torch.rand(R, 2, dtype=torch.float64) + 1.0
+    col = torch.rand(R, 1, dtype=torch.float64) + 1.0
+    an, bn, cn = a.numpy(), b.numpy(), col.numpy()
+    kernels = [
+        ("sqrt(a)", lambda: a.sqrt(), lambda: np.sqrt(an)),
+        ("a / b", lambda: a / b, lambda: an / bn),
+        ("a * b", lambda: a * b, lambda: an * bn),
+        ("a * 0.5", lambda: a * 0.5, lambda: an * 0.5),
+        ("a * column (R, 1)", lambda: a * col, lambda: an * cn),
+        ("a / column (R, 1)", lambda: a / col, lambda: an / cn),
+        ("a[:, :1] * a[:, 1:]", lambda: a[:, :1] * a[:, 1:], lambda: an[:, :1] * an[:, 1:]),
+    ]  # fmt: skip
+
+    def per_call(f: Callable[[], object]) -> float:
+        n = max(3, int(2e7 // (2 * R)))
+        f()
+        t0 = time.perf_counter()
+        for _ in range(n):
+            f()
+        return (time.perf_counter() - t0) / n * 1e6
+
+    krows = []
+    for name, ft, fn in kernels:
+        tt, tn = per_call(ft), per_call(fn)
+        krows.append({"kernel on (R, 2) float64": name, "torch us": tt, "NumPy us": tn,
+                      "torch / NumPy": tt / tn})  # fmt: skip
+    return ops, pd.DataFrame(krows)
+
+
 # -- the report ------------------------------------------------------------------------------
 def md_table(df: pd.DataFrame) -> str:
     def fmt(v) -> str:
@@ -512,6 +592,7 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.perf_counter()
     a = grid_vs_loop(s, log)
     b = scaling(s, log)
+    d_ops, d_kernels = profile_step(s, log)
     if args.skip_suite:
         c_sum, c_slow = None, None
     else:
@@ -558,6 +639,17 @@ def main(argv: list[str] | None = None) -> int:
             md_table(c_slow),
             "",
         ]
+    parts += ["## (d) Where a first-order step's time goes", ""]
+    parts += [
+        f"torch.profiler on the bare Adam step (2-D Rosenbrock, R = {s.profile_R:,}, 20 steps): "
+        "aten ops with at least 1% of the time, per step, beside NumPy's whole step. Then the "
+        "same elementwise kernels timed alone in torch and NumPy on (R, 2) float64 arrays.",
+        "",
+        md_table(d_ops),
+        "",
+        md_table(d_kernels),
+        "",
+    ]
     text = "\n".join(parts)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
