@@ -28,10 +28,14 @@ Hyper = float | Tensor
 
 
 def where_state(mask: Tensor, new: NamedTuple, old: NamedTuple) -> NamedTuple:
-    """Field-wise ``where(mask, new, old)`` over a state tuple; ``mask`` is ``(R,)`` bool."""
+    """Field-wise ``where(mask, new, old)`` over a state tuple; ``mask`` is ``(R,)`` bool.
+
+    A field shared by all runs (leading size 1, e.g. Adam's step count) becomes per run here.
+    """
     out = []
+    R = mask.shape[0]
     for a, b in zip(new, old, strict=True):
-        if isinstance(a, Tensor) and a.ndim >= 1 and a.shape[0] == mask.shape[0]:
+        if isinstance(a, Tensor) and a.ndim >= 1 and a.shape[0] in (R, 1) and a.numel() > 0:
             m = mask.reshape(mask.shape + (1,) * (a.ndim - 1))
             out.append(torch.where(m, a, b))
         else:
