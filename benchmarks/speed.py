@@ -25,7 +25,9 @@ it ran on and the command that reproduces it, and prints the same text.
 (d) Where the time of a first-order step goes: torch.profiler's op table for the bare Adam step
     at R = 1e5, and the elementwise kernels it is made of, timed in torch and in NumPy.
 
-Measurements run on one intra-op thread (``--threads``), as the harness does for every batch.
+Measurements run on one intra-op thread (``--threads``), as the harness does for every batch,
+with glibc's malloc keeping freed blocks (``optzoo._pool.keep_freed_memory``), as the command line
+does.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from optzoo import optimizers, problems  # noqa: E402
+from optzoo import _pool, optimizers, problems  # noqa: E402
 from optzoo.config import OptimizerSpec, Suite  # noqa: E402
 from optzoo.harness import run_cell, stable_seed  # noqa: E402
 from optzoo.problems.oracle import Oracle  # noqa: E402
@@ -579,6 +581,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     s = TINY if args.tiny else FULL
     torch.set_num_threads(args.threads)
+    _pool.keep_freed_memory()  # as the command line does; NumPy's temporaries benefit too
     out = Path(args.out)
     if out.suffix != ".md":
         out = out / "benchmarks.md"

@@ -212,6 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         suite, custom, out = prepare(args)
+        from optzoo import _pool
+
+        _pool.keep_freed_memory()  # workers are forked from here and inherit it
         from optzoo.harness import cells, run_suite
 
         # Claiming the directory is the first write; a refusal there is still a user error.

@@ -191,6 +191,7 @@ def _remote_cell(suite: Suite, task: Task, only: list[int] | None, landscape: bo
         os._exit(1)  # a worker dying mid-task, for the retry test
     # Tasks share the machine's cores: one thread each avoids oversubscription.
     torch.set_num_threads(1)
+    _pool.keep_freed_memory()
     return run_cell(suite, task.problem, task.optimizer, landscape=landscape, only=only)
 
 
