@@ -1415,18 +1415,24 @@ def figure_critical_points(data: Analysis | str | Path, outdir: Path | None = No
     if "min_ratio" not in r.columns:
         return []
     b = r[(r["status"] != "diverged") & np.isfinite(r["min_ratio"].to_numpy(dtype=float))]
-    crit = b[b["endpoint"].isin(CRITICAL_KINDS)]
     dims = b["problem"].map(lambda p: int(an.infos[p].get("dim", 0)))
     if (dims > 2).any():
         b, dims = b[dims > 2], dims[dims > 2]
     if b.empty:
         return []
+    crit = b[b["endpoint"].isin(CRITICAL_KINDS)]
     outdir = outdir or an.root / FIGURES_DIR
     colors, markers = _colors(an), _markers(an)
     probs = [p for p in an.problems if p in set(b["problem"])]
     # Colour by problem when several are shown (the minimum-ratio study), else by optimizer.
     by_problem = len(probs) > 1
-    fig = _figure(SIZES["critical_points"])
+    # Several problems and optimizers: colour names the problem and marker the optimizer, in a
+    # legend below the panels (one entry per pair would not fit).
+    keyed = by_problem and len(set(b["optimizer"])) > 1
+    opts = [o for o in an.optimizers if o in set(b["optimizer"])]
+    n_keys = len(probs) + len(opts)
+    w, h = SIZES["critical_points"]
+    fig = _figure((w, h + (LEGEND_H * math.ceil(n_keys / 6) if keyed else 0.0)))
     ax1, ax2 = fig.subplots(1, 2)
     for k, p in enumerate(probs):
         for o in an.optimizers:
@@ -1434,9 +1440,7 @@ def figure_critical_points(data: Analysis | str | Path, outdir: Path | None = No
             if g.empty:
                 continue
             color = f"C{k % 10}" if by_problem else colors[o]
-            label = p if by_problem else o
-            if by_problem and len(set(b["optimizer"])) > 1:
-                label = f"{p}, {o}"
+            label = None if keyed else (p if by_problem else o)
             # Filled: the run ended on a critical point; hollow: it did not (budget, target).
             is_crit = g["endpoint"].isin(CRITICAL_KINDS).to_numpy()
             for mask, face in ((is_crit, color), (~is_crit, "none")):
@@ -1453,7 +1457,14 @@ def figure_critical_points(data: Analysis | str | Path, outdir: Path | None = No
     ax1.set_xlabel("minimum ratio (share of positive Hessian eigenvalues)")
     ax1.set_ylabel("final training loss f")
     ax1.set_title(f"{len(b)} end points; filled: on a critical point ({len(crit)})")
-    ax1.legend(loc="best", fontsize=7)
+    if keyed:
+        from matplotlib.lines import Line2D
+
+        handles = [Line2D([], [], ls="", marker="o", color=f"C{k % 10}") for k in range(len(probs))]
+        handles += [Line2D([], [], ls="", marker=markers[o], color="0.3", mfc="none") for o in opts]
+        _legend(fig, handles, [f"problem: {p}" for p in probs] + list(opts), ncols=6)
+    else:
+        ax1.legend(loc="best", fontsize=7)
     big = b[dims == dims.max()].sort_values(
         ["f_final", "problem", "optimizer", "run"], kind="stable"
     )
