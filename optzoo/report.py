@@ -772,6 +772,15 @@ def _save(fig, outdir: Path, name: str) -> list[Path]:
     return paths
 
 
+def critical_points_size(n_problems: int, n_optimizers: int) -> tuple[float, float]:
+    """Size in inches of the critical-points figure: a legend row per six keys below the panels
+    when it shows several problems and several optimizers."""
+    w, h = SIZES["critical_points"]
+    if n_problems > 1 and n_optimizers > 1:
+        h += LEGEND_H * math.ceil((n_problems + n_optimizers) / 6)
+    return (w, h)
+
+
 def _legend(fig, handles, labels, ncols: int | None = None) -> None:
     if handles:
         fig.legend(
@@ -1430,9 +1439,7 @@ def figure_critical_points(data: Analysis | str | Path, outdir: Path | None = No
     # legend below the panels (one entry per pair would not fit).
     keyed = by_problem and len(set(b["optimizer"])) > 1
     opts = [o for o in an.optimizers if o in set(b["optimizer"])]
-    n_keys = len(probs) + len(opts)
-    w, h = SIZES["critical_points"]
-    fig = _figure((w, h + (LEGEND_H * math.ceil(n_keys / 6) if keyed else 0.0)))
+    fig = _figure(critical_points_size(len(probs), len(opts)))
     ax1, ax2 = fig.subplots(1, 2)
     for k, p in enumerate(probs):
         for o in an.optimizers:

@@ -178,7 +178,13 @@ def test_every_figure_has_its_size(results):
     for p in PROBLEMS:
         expect[f"contour_{p.name}"] = px(report.SIZES["contour"])
     if "min_ratio" in pd.read_parquet(next((results / "cells").glob("*.runs.parquet"))).columns:
-        expect["critical_points"] = px(report.SIZES["critical_points"])  # the harness stores it
+        # The harness stores it. Shown: non-diverged end points, those above 2-D if any.
+        runs = pd.concat(pd.read_parquet(f) for f in (results / "cells").glob("*.runs.parquet"))
+        shown = runs[(runs["status"] != "diverged") & np.isfinite(runs["min_ratio"])]
+        dims = shown["x_final"].map(len)
+        shown = shown[dims > 2] if (dims > 2).any() else shown
+        n_p, n_o = shown["problem"].nunique(), shown["optimizer"].nunique()
+        expect["critical_points"] = px(report.critical_points_size(n_p, n_o))
     names = sorted(p.stem for p in fig.glob("*.png"))
     assert names == sorted(expect)
     assert sorted(p.stem for p in fig.glob("*.svg")) == names
@@ -261,4 +267,7 @@ def test_critical_points_drawn_only_with_the_analysis_columns(results, tmp_path)
         _rewrite_runs(root, change)
         files = report.figure_critical_points(root, outdir=tmp_path / f"{name}_fig")
         assert [p.name for p in files] == ["critical_points.png", "critical_points.svg"]
-        assert png_size(files[0]) == px(report.SIZES["critical_points"])
+        runs = pd.concat(pd.read_parquet(f) for f in (root / "cells").glob("*.runs.parquet"))
+        shown = runs[runs["status"] != "diverged"]
+        size = report.critical_points_size(shown["problem"].nunique(), shown["optimizer"].nunique())
+        assert png_size(files[0]) == px(size)
