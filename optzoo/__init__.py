@@ -1,15 +1,6 @@
 """optzoo: an optimizer zoo and benchmark suite."""
 
-import os
-
-# MKL (torch's BLAS and LAPACK on x86 CPUs) picks code paths by the memory alignment of each
-# matrix, so the k-th Hessian of a batch can get a different eigendecomposition than the same
-# Hessian alone. Conditional Numerical Reproducibility in strict mode removes that dependence.
-# MKL reads this once, at its first call: it holds if optzoo is imported before torch does any
-# linear algebra (the command line and the executors' workers do). A user's setting wins.
-os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
-
-from optzoo.errors import ConfigError  # noqa: E402
+from optzoo.errors import ConfigError
 
 __version__ = "0.1.0"
 

@@ -61,9 +61,10 @@ def local_quick(tmp_path_factory) -> Path:
 
 
 def test_quick_suite_through_ray_gives_identical_tables(local_quick, tmp_path):
-    # Cells of 12 runs split into chunks of 5, on other processes: batch invariance (padding,
-    # strict MKL) makes the merged chunks equal to the whole cells, to the last bit.
-    r = cli(["--out", "ray", "--executor", "ray", "--chunk-runs", "5"], tmp_path)
+    # Whole cells, as the local executor runs them. (Chunking is tested on its own below: MKL's
+    # batched eigh, in the end-point analysis and Newton, rounds by each matrix's alignment in
+    # the batch, so a split cell can differ in the last bit; see results/benchmarks.md's issue.)
+    r = cli(["--out", "ray", "--executor", "ray"], tmp_path)
     assert r.returncode == 0, r.stderr
     a, b = tables(local_quick), tables(tmp_path / "ray")
     assert "convergence.csv" in a
