@@ -63,7 +63,7 @@ def local_quick(tmp_path_factory) -> Path:
 def test_quick_suite_through_ray_gives_identical_tables(local_quick, tmp_path):
     # Whole cells, as the local executor runs them. (Chunking is tested on its own below: MKL's
     # batched eigh, in the end-point analysis and Newton, rounds by each matrix's alignment in
-    # the batch, so a split cell can differ in the last bit; see results/benchmarks.md's issue.)
+    # the batch, so a split cell can differ in the last bit; see the README, "How it works".)
     r = cli(["--out", "ray", "--executor", "ray"], tmp_path)
     assert r.returncode == 0, r.stderr
     a, b = tables(local_quick), tables(tmp_path / "ray")
