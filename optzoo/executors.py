@@ -92,11 +92,6 @@ def connect(address: str | None = None) -> None:
         ) from None
 
 
-def default_workers() -> int:
-    """Worker processes for the local executor: one per core this process may use."""
-    return _pool.cores()
-
-
 def _picklable(obj: object) -> bool:
     import pickle
 
@@ -122,7 +117,10 @@ def _local_cell(suite: Suite, task: Task) -> object:
 def _one_thread() -> None:
     import torch
 
-    torch.set_num_threads(1)  # one core per worker; run_cell runs on one thread anyway
+    # One core per worker. run_cell runs its batches on one thread anyway; this also covers what
+    # runs before them (building a problem's data), so a forked worker never enters the OpenMP
+    # pool it inherited from the driver.
+    torch.set_num_threads(1)
 
 
 def run_local(suite: Suite, tasks: list[Task], workers: int = 1) -> Iterator[tuple[Task, object]]:
@@ -136,7 +134,8 @@ def run_local(suite: Suite, tasks: list[Task], workers: int = 1) -> Iterator[tup
     workers = max(1, min(workers, len(tasks)))
     if workers > 1 and suite.device != "cpu":
         workers = 1  # one process owns the GPU
-    if workers > 1 and not all(_picklable(t.problem) for t in tasks):
+    distinct = {id(t.problem): t.problem for t in tasks}.values()  # a custom loss: one object
+    if workers > 1 and not all(_picklable(p) for p in distinct):
         workers = 1
     if workers == 1:
         return _run_in_process(suite, tasks)

@@ -440,13 +440,12 @@ def _run_batch(suite, problem, cls, combos, rows, idx, starts, dtype, device, on
     mask and the oracle does not count them; their optimizer state is never read again. The
     batch runs on one intra-op thread (see :class:`_OneThread`).
     """
-    # Pad the batch to a multiple of pad_multiple() runs with copies of its first run, frozen
-    # from the start and dropped at the end: torch's vectorised CPU kernels (exp, sigmoid, tanh,
-    # ...) compute a tensor's last elements on a scalar path that rounds differently, so without
-    # padding a run's numbers would depend on its position in the batch and the batch's size.
+    # Pad the batch (see padded_size) with copies of its first run, frozen from the start and
+    # dropped at the end: torch's vectorised CPU kernels (exp, sigmoid, tanh, ...) compute a
+    # tensor's last elements on a scalar path that rounds differently, so without padding a
+    # run's numbers would depend on its position in the batch and the batch's size.
     n_real = len(idx)
-    pad = pad_multiple(dtype, device)
-    R = -(-n_real // pad) * pad
+    R = padded_size(n_real, dtype, device)
     sel = [rows[i] for i in idx] + [rows[idx[0]]] * (R - n_real)
     hp = _batched_hp([combos[h] for h, _, _ in sel], cls.flags, dtype)
     hp = {k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in hp.items()}
@@ -651,8 +650,8 @@ def _object_rows(a: np.ndarray) -> np.ndarray:
 _VECTOR_BYTES = {"AVX512": 64, "AVX2": 32, "SVE256": 32, "DEFAULT": 16, "NO AVX": 16}
 
 
-def pad_multiple(dtype: torch.dtype, device: torch.device) -> int:
-    """Runs per batch come in multiples of this (see ``_run_batch``).
+def padded_size(n: int, dtype: torch.dtype, device: torch.device) -> int:
+    """How many runs a batch of ``n`` is padded to (see ``_run_batch``).
 
     torch's vectorised CPU loops take two vectors' worth of elements per iteration (reductions
     over an outer dimension take four) and leave the remainder to a scalar loop that rounds
@@ -661,9 +660,10 @@ def pad_multiple(dtype: torch.dtype, device: torch.device) -> int:
     float64 runs on AVX2, the time-summed gradient of ``rnn_cliff`` still depended on the batch.
     """
     if device.type != "cpu":
-        return 1
+        return n
     width = _VECTOR_BYTES.get(torch.backends.cpu.get_cpu_capability(), 64)
-    return max(1, 4 * width // torch.empty(0, dtype=dtype).element_size())
+    m = max(1, 4 * width // torch.empty(0, dtype=dtype).element_size())
+    return -(-n // m) * m
 
 
 EIGENVALUES_KEPT = 64  # store every run's end-point spectrum up to this dimension
@@ -692,8 +692,7 @@ def endpoints(problem: Problem, x: Tensor, status: np.ndarray, suite: Suite) -> 
     # Dense spectra up to a few hundred dimensions; beyond, Lanczos gives the extremes only.
     xs = x[torch.as_tensor(ok)]
     n = xs.shape[0]
-    m = pad_multiple(x.dtype, x.device)
-    pad = -(-n // m) * m - n  # padded as in _run_batch, for the same reason
+    pad = padded_size(n, x.dtype, x.device) - n  # padded as in _run_batch, for the same reason
     xs = torch.cat([xs, xs[:1].expand(pad, -1)]) if pad else xs
     res = analysis.classify_batch(problem, xs, dense_max=256)
     res = {k: (v[:n] if v is not None and len(v) == n + pad else v) for k, v in res.items()}
@@ -770,8 +769,9 @@ def run_suite(
             suite, tasks, ray_address, chunk_runs or executors.DEFAULT_CHUNK_RUNS
         )
     else:
-        n = executors.default_workers() if workers is None else workers
-        stream = executors.run_local(suite, tasks, n)
+        from optzoo import _pool
+
+        stream = executors.run_local(suite, tasks, _pool.cores() if workers is None else workers)
     bar = None
     if progress:
         from tqdm import tqdm

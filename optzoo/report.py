@@ -118,6 +118,10 @@ class Analysis:
         return self.store.read("traces")
 
     @cached_property
+    def paths(self) -> pd.DataFrame:
+        return self.store.read("paths")
+
+    @cached_property
     def problems(self) -> list[str]:
         """Problem keys in category order, then by key."""
         keys = sorted(self.runs["problem"].unique().tolist())
@@ -889,7 +893,7 @@ def figure_contours(
     from matplotlib.lines import Line2D
 
     colors = _colors(an)
-    paths_all = an.store.read("paths")
+    paths_all = an.paths
     written = []
     for p in _two_d(an, problems):
         info = an.infos[p]
@@ -1563,11 +1567,12 @@ def _draw_figures(an: Analysis, compare: str | Path | None, workers: int | None)
             jobs.append(functools.partial(f, an))
     jobs.append(functools.partial(figure_cliff, an, compare))
     names = [j.func.__name__ for j in jobs]
-    order = sorted(range(len(jobs)), key=lambda i: _BY_COST.index(names[i]))
+    rank = {name: i for i, name in enumerate(_BY_COST)}  # a figure not listed goes last
+    order = sorted(range(len(jobs)), key=lambda i: rank.get(names[i], len(rank)))
     workers = min(_pool.cores() if workers is None else workers, len(jobs))
     if workers < 2:
         return [p for j in jobs for p in j()]
-    _ = (an.traces, an.stats, an.best)  # computed once here, inherited by every worker
+    _ = (an.traces, an.paths, an.stats, an.best)  # read once here, inherited by every worker
     _JOBS[:] = jobs
     pool = _pool.start(workers)
     finished = False
