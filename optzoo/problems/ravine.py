@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from optzoo.errors import ConfigError
-from optzoo.problems.base import Problem
+from optzoo.problems.base import Problem, constant_hessian
 
 
 def _rosenbrock(x: Tensor) -> Tensor:
@@ -36,6 +36,16 @@ def _rosenbrock_value_and_grad(x: Tensor) -> tuple[Tensor, Tensor]:
 
 def _rosenbrock_grad(x: Tensor) -> Tensor:
     return _rosenbrock_value_and_grad(x)[1]
+
+
+def _rosenbrock_hessian(x: Tensor) -> Tensor:
+    """Tridiagonal: d2f/da_i^2 = 1200 a_i^2 - 400 b_i + 2 (+ 200 where x_i is also a b),
+    d2f/da_i db_i = -400 a_i."""
+    a, b = x[..., :-1], x[..., 1:]
+    pad = torch.nn.functional.pad
+    diag = pad(1200.0 * a * a - 400.0 * b + 2.0, (0, 1)) + pad(torch.full_like(a, 200.0), (1, 0))
+    off = -400.0 * a
+    return torch.diag_embed(diag) + torch.diag_embed(off, 1) + torch.diag_embed(off, -1)
 
 
 def _ellipsoid(x: Tensor, Q: Tensor | None, lam: Tensor) -> Tensor:
@@ -76,6 +86,7 @@ def rosenbrock(dim: int = 2) -> Problem:
         fn=_rosenbrock,
         grad=_rosenbrock_grad,
         value_and_grad=_rosenbrock_value_and_grad,
+        hessian=_rosenbrock_hessian,
         x0=x0,
         name="rosenbrock",
         category="ravine",
@@ -114,6 +125,7 @@ def ellipsoid(dim: int = 10, cond: float = 1e3, seed: int = 0, rotate: bool = Tr
         Q, R = torch.linalg.qr(torch.randn(dim, dim, generator=gen, dtype=torch.float64))
         Q = Q * torch.sign(torch.diagonal(R))
     lam = torch.logspace(0.0, math.log10(cond), dim, dtype=torch.float64)
+    H = torch.diag(lam) if Q is None else (Q * lam) @ Q.T  # Q diag(lambda) Q^T
     shape = (
         "f(x) = 1/2 sum_i lambda_i (q_i . x)^2, lambda_i = cond^((i-1)/(n-1)), Q a seeded "
         "random rotation"
@@ -123,6 +135,7 @@ def ellipsoid(dim: int = 10, cond: float = 1e3, seed: int = 0, rotate: bool = Tr
     return Problem(
         fn=partial(_ellipsoid, Q=Q, lam=lam),
         grad=partial(_ellipsoid_grad, Q=Q, lam=lam),
+        hessian=constant_hessian(H),
         x0=[1.0] * dim,
         name="ellipsoid",
         category="ravine",
