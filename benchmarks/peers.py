@@ -73,7 +73,7 @@ class Case:
 
 
 FULL = {
-    "reps": 5,
+    "reps": 3,
     "cases": (
         Case("2-D Rosenbrock", "rosenbrock", {"dim": 2}, 100, 2000, 50),
         Case("2-D Rosenbrock", "rosenbrock", {"dim": 2}, 10_000, 300, 20),
@@ -82,7 +82,7 @@ FULL = {
         Case("100-D rotated quadratic", "ellipsoid", {"dim": 100, "cond": 1e3}, 100, 10, 5),
     ),
     "lbfgs_R": 10_000,
-    "lbfgs_steps": 150,
+    "lbfgs_steps": 100,
     "scipy_sample": 200,
 }
 TINY = {

@@ -470,3 +470,17 @@ def test_cholesky_refuses_nearly_singular_matrices():
     p, ok = newton._cholesky_solve(H, g)
     assert ok.tolist() == [False, True]
     torch.testing.assert_close(p[1], g[1], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("d", [2, 6, 30])
+def test_cholesky_solve_is_batch_invariant_to_the_bit(d):
+    """Unlike eigh, the Cholesky path gives a run the same bits alone as in any batch."""
+    gen = torch.Generator().manual_seed(d)
+    M = torch.randn(37, d, d, generator=gen, dtype=f64)
+    A = M @ M.transpose(-1, -2) / d + torch.eye(d, dtype=f64)
+    g = torch.randn(37, d, generator=gen, dtype=f64)
+    p, ok = newton._cholesky_solve(A, g)
+    assert bool(ok.all())
+    for r in range(37):
+        assert torch.equal(newton._cholesky_solve(A[r : r + 1].clone(), g[r : r + 1])[0][0], p[r])
+    assert torch.equal(newton._cholesky_solve(A[3:20].clone(), g[3:20])[0], p[3:20])
