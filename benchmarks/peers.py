@@ -409,6 +409,7 @@ def main(argv: list[str] | None = None) -> int:
 
     jx, why = (None, "--no-jax") if args.no_jax else peers_jax.load()
     info = machine(1)
+    load_start = os.getloadavg()[0]
     info["jax"] = jx.versions() if jx is not None else f"not used ({why})"
     t_start = time.perf_counter()
     adam = first_order(cfg, jx, log)
@@ -420,11 +421,13 @@ def main(argv: list[str] | None = None) -> int:
     note = (
         ""
         if jx is not None
-        else "JAX is not installed: its columns are empty. "
+        else f"JAX columns skipped ({why}): they are empty. "
         '`pip install -e ".[bench]"` adds JAX, optax and jaxopt.\n'
     )
     parts = ["# optzoo against JAX, NumPy and scipy", "", f"Command: `{command}`", ""]
     parts += [f"- {k}: {v}" for k, v in info.items()]
+    if max(load_start, os.getloadavg()[0]) > (os.cpu_count() or 1):
+        note += BUSY.format(cores=os.cpu_count()) + "\n"
     parts += ["", note, "## Targets (issue 20)", "", md_table(verdicts(adam, newt, lb)), ""]
     parts += [PROFILE_NOTES, ""]
     parts += ["## Adam", "", ADAM_NOTE.format(reps=cfg["reps"]), "", md_table(adam), ""]
@@ -445,6 +448,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+BUSY = (
+    "The machine was busy (load average above its {cores} cores): every process got a slice of a "
+    "core, so absolute rates are several times below a quiet machine's, and many small ops "
+    "(optzoo at small R) suffer more than one fused program. Read the ratios as indicative and "
+    "re-run on a quiet machine."
+)
 ADAM_NOTE = (
     "Million point-steps per second (runs x steps / s), median of {reps} interleaved "
     "repetitions, one thread, float64. bare: optzoo's `opt.step` through the counted oracle; "
@@ -465,7 +474,37 @@ LBFGS_NOTE = (
     "scipy: L-BFGS-B (maxcor 10, gtol 1e-7, ftol 0) per run on a sample, scaled to all runs. "
     "|g| is each run's true gradient norm at its final iterate."
 )
-PROFILE_NOTES = "(Where the time goes for targets not met: see below.)"
+PROFILE_NOTES = """Where the time goes, for the targets not met, and what was tried.
+
+- **Adam through the harness, and the bare step, against JAX.** JAX compiles the whole step loop
+  into one fused XLA program: one pass over memory per step at large R, no dispatch at small R.
+  optzoo runs a step as about 40 eager torch ops, and the harness adds about 116 bookkeeping ops
+  (finiteness and stop tests, target ladder, best f, traces, paths; py-spy in issue 20: the step
+  is 27% of the harness's time at R = 1e4). At R = 1e2 each op costs its dispatch, 1-3 us; at
+  R >= 1e4 each is a full pass over the (R, d) arrays where XLA makes one. Tried here: the run
+  records built from whole arrays (no per-run Python). Not done: fusing the loop with
+  torch.compile; issue 20's prototypes measured 1.4-2.1x for the compiled update plus gradient,
+  and 92 M point-steps/s at R = 1e4 for Adam plus Rosenbrock's gradient compiled whole with 10
+  steps per call (48 M with one step per call, 28 M eager).
+- **The 100-D rotated quadratic.** optzoo computed x Q as a broadcast product and sum over an
+  (R, d, d) temporary, twice per oracle call, so that a run's bits do not depend on its batch.
+  Now it is one small GEMM per point (`bmm` of (1, d) rows by a broadcast Q): batch invariant
+  to the bit (tested) and about 30x faster at d = 100. The rest of the gap is BLAS-2 against
+  BLAS-3: JAX's `x @ Q` is one GEMM over all runs, which blocks over the runs and so rounds a
+  run differently in different batches (measured: 30x faster than the per-point products, not
+  batch invariant). The harness column also pays the end-point classification (an autograd
+  Hessian and `eigh` per run at d = 100), which JAX's loop does not do.
+- **Newton.** The Hessian was d double-backward passes over an O(R d^2) loss, then `eigh` every
+  step. Now problems that know their Hessian give it (quadratics, Rosenbrock, the saddle and
+  multimodal families; tested against autograd), and the plain step solves by Cholesky where
+  H + lambda I is safely positive definite, `eigh` only for saddle-free steps and fallbacks. The
+  safety proof inverts the triangular factor (to bound the smallest eigenvalue without `eigh`),
+  which doubles the triangular work; matrix-vector products are row-wise for batch invariance.
+- **L-BFGS.** The suite's settings (configs/*.toml) drop torch's absolute tolerances
+  (tolerance_change 1e-9 stopped a step where g.d > -1e-9, about 1e-6 from the minimum):
+  tolerance_change 0 and tolerance_grad 1e-9. Speed: optzoo's batched line search makes one
+  evaluation per pass for every running run, with a host sync per pass; jaxopt's vmapped
+  while-loop runs without host syncs."""
 
 
 if __name__ == "__main__":
