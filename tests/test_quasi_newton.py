@@ -130,6 +130,34 @@ def test_secant_equation_and_positive_definiteness_under_wolfe(update, name):
     assert int(state.resets.sum()) == 0  # Wolfe steps keep H positive definite: no resets
 
 
+def test_scaled_h0_then_the_product_form_of_the_issue():
+    """With scale_h0 the first update starts from (y.s / y.y) I (N&W eq. 6.20), and BFGS's
+    H+ = (I - rho s y^T) H (I - rho y s^T) + rho s s^T (N&W eq. 6.17), evaluated here as
+    that product."""
+    A, b = spd(4, 100.0, seed=4), torch.tensor([1.0, -2.0, 0.5, 3.0], dtype=f64)
+    x = torch.zeros(1, 4, dtype=f64)  # from 0, s is x+ itself, with no round-off
+    opt = optimizers.get("bfgs", scale_h0=True)
+    state = opt.init(x)
+    x1, state1, _ = opt.step(x, state, Oracle(quadratic(A, b), 1))
+    s, y = x1[0], state1.g[0] - (-b)
+    rho, eye = 1 / (y @ s), torch.eye(4, dtype=f64)
+    H0 = (y @ s) / (y @ y) * eye
+    expect = (eye - rho * torch.outer(s, y)) @ H0 @ (eye - rho * torch.outer(y, s))
+    expect = expect + rho * torch.outer(s, s)
+    torch.testing.assert_close(state1.H[0], expect, rtol=1e-12, atol=1e-14)
+
+
+def test_the_update_is_skipped_where_curvature_is_negative():
+    """cos is concave on (-pi/2, pi/2): an Armijo step from 0.5 to the right gives y.s < 0."""
+    problem = Problem(fn=lambda x: torch.cos(x[..., 0]), x0=[0.5])
+    x = torch.tensor([[0.5]], dtype=f64)
+    opt = optimizers.get("bfgs", line_search_fn="backtracking")
+    x1, state, _ = opt.step(x, opt.init(x), Oracle(problem, 1))
+    assert 0.5 < float(x1[0, 0]) < math.pi / 2
+    assert state.skips.tolist() == [1] and state.n_updates.tolist() == [0]
+    assert torch.equal(state.H, torch.eye(1, dtype=f64)[None])
+
+
 @pytest.mark.parametrize("update", UPDATES)
 def test_inverse_updates_invert_the_direct_updates(update):
     """inv(H+) is the direct update of B = inv(H): BFGS's N&W eq. 6.19, DFP's eq. 6.13."""
