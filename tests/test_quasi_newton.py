@@ -438,3 +438,19 @@ def test_drop_in_refuses_a_model_too_big_for_a_dense_matrix():
 def test_the_rule_refuses_a_batch_too_big_for_dense_matrices():
     with pytest.raises(ConfigError, match="GiB"):
         optimizers.get("dfp").init(torch.zeros(4, 10_000, dtype=f64))
+
+
+def test_drop_in_with_exact_line_search_ends_on_a_quadratics_minimizer_in_d_steps():
+    A, b = spd(3, 100.0, seed=9), torch.tensor([1.0, 1.0, 1.0], dtype=f64)
+    w = torch.nn.Parameter(torch.tensor([2.0, -1.0, 0.5], dtype=f64))
+    opt = BFGS([w], line_search_fn="exact", tolerance_grad=0.0)
+
+    def closure():
+        opt.zero_grad()
+        loss = 0.5 * w @ A @ w - b @ w
+        loss.backward()
+        return loss
+
+    for _ in range(3):
+        opt.step(closure)
+    torch.testing.assert_close(w.detach(), torch.linalg.solve(A, b), rtol=1e-10, atol=1e-12)
