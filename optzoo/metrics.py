@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -130,12 +131,11 @@ def endpoint_counts(endpoints: Sequence[str]) -> str:
 
     Ties are ordered by name, so the text is deterministic.
     """
-    s = pd.Series(np.asarray(endpoints, dtype=object))
-    n = len(s)
+    labels = [str(e) for e in np.asarray(endpoints, dtype=object)]
+    n = len(labels)
     if n == 0:
         return ""
-    counts = s.value_counts()
-    items = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))
+    items = sorted(Counter(labels).items(), key=lambda kv: (-kv[1], kv[0]))
     return ", ".join(f"{k} {v}/{n}" for k, v in items)
 
 
@@ -259,22 +259,30 @@ def hp_stats(runs: pd.DataFrame, hits: dict[str, Hits]) -> pd.DataFrame:
     if "split" not in runs:
         runs = runs.assign(split="test")
     keys = ["problem", "optimizer", "hp_id", "split"]
-    for (prob, opt, hp_id, split), g in runs.groupby(keys, sort=True):
+    # Columns as plain numpy arrays once: a per-group pandas lookup costs more than its maths.
+    names = ("category", "hp", "lr", "hp_default", "row", "evals", "f_best", "f_final", "status",
+             "endpoint", "path_length", "displacement", "flat_steps", "max_step",
+             "escape_step")  # fmt: skip
+    col = {
+        k: runs[k].to_numpy(dtype=object if k in ("status", "endpoint") else None) for k in names
+    }
+    for (prob, opt, hp_id, split), pos in runs.groupby(keys, sort=True).indices.items():
+        g = {k: v[pos] for k, v in col.items()}
         h = hits[prob]
-        idx = g["row"].to_numpy()
+        idx = g["row"]
         ev, stp = h.evals[idx], h.steps[idx]
-        total = g["evals"].to_numpy()
+        total = g["evals"]
         fin = ev[:, h.final]
         rec = {
             "problem": prob,
-            "category": g["category"].iloc[0],
+            "category": g["category"][0],
             "optimizer": opt,
             "hp_id": int(hp_id),
             "split": split,
-            "hp": g["hp"].iloc[0],
-            "lr": float(g["lr"].iloc[0]),
-            "hp_default": bool(g["hp_default"].iloc[0]),
-            "runs": len(g),
+            "hp": g["hp"][0],
+            "lr": float(g["lr"][0]),
+            "hp_default": bool(g["hp_default"][0]),
+            "runs": len(pos),
             "successes": int((fin >= 0).sum()),
             "success_rate": float(success_rate(fin)),
             "art": art(fin, total),
@@ -286,21 +294,19 @@ def hp_stats(runs: pd.DataFrame, hits: dict[str, Hits]) -> pd.DataFrame:
         for name, q in (
             ("steps", to_target_quartiles(stp[:, h.final])),
             ("evals", to_target_quartiles(fin)),
-            ("f_best", quartiles(g["f_best"].to_numpy())),
-            ("f_final", quartiles(g["f_final"].to_numpy())),
+            ("f_best", quartiles(g["f_best"])),
+            ("f_final", quartiles(g["f_final"])),
         ):
             for lab, v in zip(("q25", "q50", "q75"), q, strict=True):
                 rec[f"{name}_{lab}"] = v
-        rec["diverged"] = divergence_count(g["status"].to_numpy())
-        rec["endpoints"] = endpoint_counts(g["endpoint"].to_numpy())
-        eff = path_efficiency(g["path_length"].to_numpy(), g["displacement"].to_numpy())
+        rec["diverged"] = divergence_count(g["status"])
+        rec["endpoints"] = endpoint_counts(g["endpoint"])
+        eff = path_efficiency(g["path_length"], g["displacement"])
         rec["efficiency_q25"], rec["efficiency_q50"], rec["efficiency_q75"] = quartiles(eff)
-        rec["zigzag_q50"] = quartiles(
-            zigzag(g["path_length"].to_numpy(), g["displacement"].to_numpy())
-        )[1]
-        rec["flat_steps_q50"] = quartiles(g["flat_steps"].to_numpy())[1]
-        rec["max_step_q50"] = quartiles(g["max_step"].to_numpy())[1]
-        rec["escape_step_q50"] = quartiles(escape_steps(g["escape_step"].to_numpy()))[1]
+        rec["zigzag_q50"] = quartiles(zigzag(g["path_length"], g["displacement"]))[1]
+        rec["flat_steps_q50"] = quartiles(g["flat_steps"])[1]
+        rec["max_step_q50"] = quartiles(g["max_step"])[1]
+        rec["escape_step_q50"] = quartiles(escape_steps(g["escape_step"]))[1]
         rows.append(rec)
     return pd.DataFrame(rows)
 
