@@ -880,7 +880,7 @@ def _figure(figsize: tuple[float, float], constrained: bool = True):
 
 # Fixed margins of a panel grid, in inches: tick labels and axis label on the left, the title
 # (suptitle) on top, the legend rows and the x label below.
-GRID_LEFT, GRID_RIGHT, GRID_TOP, GRID_BOTTOM = 0.75, 0.3, 0.65, 0.55
+GRID_LEFT, GRID_RIGHT, GRID_TOP, GRID_BOTTOM = 0.8, 0.3, 0.8, 0.55
 LEGEND_ROW = 0.19  # inches per legend row at legend.fontsize 8
 
 
@@ -894,7 +894,7 @@ def _grid(n: int):
         right=1 - GRID_RIGHT / w,
         top=1 - GRID_TOP / h,
         bottom=(GRID_BOTTOM + LEGEND_H) / h,
-        wspace=0.34,
+        wspace=0.45,
         hspace=0.75 / (PANEL_H - 0.75),
     )
     axes = fig.subplots(nrows, ncols, squeeze=False)
@@ -1298,7 +1298,7 @@ def figure_convergence(data: Analysis | str | Path, outdir: Path | None = None) 
                 ax.axhline(float(info["f_saddle"]), color="r", ls=":", lw=0.8)
             ax.set_yscale("symlog", linthresh=1.0)
             _symlog_ticks(ax)
-            ax.set_ylabel("f (symmetric log; dotted: f at the saddle)")
+            ax.set_ylabel("f (symlog; dotted: at the saddle)")
         _decades(ax)
         ax.set_xlabel("gradient evaluations")
         ax.set_title(f"{p} ({info['category']}; target {an.target_label(p)})")
@@ -1308,7 +1308,8 @@ def figure_convergence(data: Analysis | str | Path, outdir: Path | None = None) 
     _legend(fig, list(seen.values()), list(seen))
     fig.suptitle(
         "median and interquartile band over the reported starts, best setting per problem\n"
-        "dotted: success target; diverged runs left out and counted (tables/convergence.md)"
+        "dotted: success target; diverged runs left out and counted (tables/convergence.md)",
+        fontsize=9,
     )
     return _save(fig, outdir, "convergence")
 
