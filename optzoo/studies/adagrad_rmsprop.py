@@ -52,7 +52,8 @@ class Plan:
 
 FULL = Plan(
     steps=5000,
-    lrs=tuple(float(v) for v in np.logspace(-3, 0, 7)),
+    # 1e-4 .. 10, 2 per decade: wide enough that neither method's best lr is at an end.
+    lrs=tuple(float(v) for v in np.logspace(-4, 1, 11)),
     tune=16,
     held=48,
     kappas=(10.0, 100.0, 1e3, 1e4),
@@ -153,8 +154,10 @@ def run(reduced: bool) -> Outcome:
     ada = end[end.method == "adagrad"].set_index("start")
     rms = end[end.method == "rmsprop"].set_index("start")
     nm = nesterov_vs_momentum(plan)
+    at10 = tr[tr.step == tr.step[tr.step >= 10].min()]
+    early = at10.groupby("method").eff_lr.median().to_dict()
     return Outcome(
-        _summary(ada, rms), _findings(plan, ada, rms, nm), {"effective_lr": _figure(tr)},
+        _summary(ada, rms), _findings(plan, ada, rms, nm, early), {"effective_lr": _figure(tr)},
         {"final": end, "nesterov_vs_momentum": nm},
     )  # fmt: skip
 
@@ -183,7 +186,9 @@ def _summary(ada: pd.DataFrame, rms: pd.DataFrame) -> Summary:
     )
 
 
-def _findings(plan: Plan, ada: pd.DataFrame, rms: pd.DataFrame, nm: pd.DataFrame) -> str:
+def _findings(
+    plan: Plan, ada: pd.DataFrame, rms: pd.DataFrame, nm: pd.DataFrame, early: dict
+) -> str:
     r, ci = _ratio(ada, rms)
     p = ranksum_p(ada.f.to_numpy(), rms.f.to_numpy())
     lines = [
@@ -196,6 +201,16 @@ def _findings(plan: Plan, ada: pd.DataFrame, rms: pd.DataFrame, nm: pd.DataFrame
         f"- Tuned lr: AdaGrad {ada.lr.iloc[0]:.3g}, RMSProp {rms.lr.iloc[0]:.3g}.",
         f"- Final effective lr (median): AdaGrad {ada.eff_lr.median():.3g}, RMSProp "
         f"{rms.eff_lr.median():.3g}; ratio {fmt_ci(r, ci)}.",
+        f"- Effective lr at step 10 -> the end (median): AdaGrad {early['adagrad']:.3g} -> "
+        f"{ada.eff_lr.median():.3g}, RMSProp {early['rmsprop']:.3g} -> {rms.eff_lr.median():.3g}. "
+        "AdaGrad's falls within its first steps (the walls' large gradients fill its sum) and "
+        "never recovers; RMSProp's forgets them and rises as the gradient shrinks in the "
+        "valley."
+        + (
+            " Tuning compensates in part: AdaGrad's best lr is the larger one."
+            if ada.lr.iloc[0] > rms.lr.iloc[0]
+            else ""
+        ),
         f"- Final f (median [quartiles]): AdaGrad {ada.f.median():.3g} "
         f"[{ada.f.quantile(0.25):.3g}, {ada.f.quantile(0.75):.3g}], RMSProp {rms.f.median():.3g} "
         f"[{rms.f.quantile(0.25):.3g}, {rms.f.quantile(0.75):.3g}]; rank-sum p = {p:.3g}.",
@@ -212,12 +227,13 @@ def _findings(plan: Plan, ada: pd.DataFrame, rms: pd.DataFrame, nm: pd.DataFrame
                      f"{fmt_ci(row.ratio, (row.lo, row.hi))} | {row.p_ranksum:.3g} |")  # fmt: skip
     lines += [
         "",
-        "On a quadratic, Polyak's heavy-ball at its optimal setting contracts by "
-        "(sqrt(kappa) - 1)/(sqrt(kappa) + 1) a step, the best any fixed-step first-order method "
-        "can do; Nesterov's method, tuned, contracts by about 1 - 1/sqrt(kappa): the same "
-        "sqrt(kappa) scaling with a constant twice as large. The source text's 'Nesterov "
-        "converges faster' is a statement about general convex functions (where heavy-ball can "
-        "fail to converge), not about tuned runs on quadratics.",
+        f"Measured ratios: {nm.ratio.min():.2f} to {nm.ratio.max():.2f}. On a quadratic, "
+        "Polyak's heavy-ball at its optimal setting contracts by (sqrt(kappa) - 1)/(sqrt(kappa) "
+        "+ 1) a step, the best any fixed-step first-order method can do; tuned Nesterov "
+        "contracts by about 1 - 1/sqrt(kappa): the same sqrt(kappa) scaling (both slopes are in "
+        "`ravine-zigzag`) with a larger constant, up to grid resolution. The source text's "
+        "'Nesterov converges faster' holds for general convex functions (where heavy-ball can "
+        "fail to converge), not for tuned runs on quadratics.",
         "",
         "## Verdict",
         "Rule: confirmed if the effective-lr ratio's interval lies below 1 and AdaGrad ends at a "

@@ -139,10 +139,17 @@ def analyse(fl: pd.DataFrame, var: pd.DataFrame, plan: Plan) -> pd.DataFrame:
         full = float(g[g.batch == FULL_BATCH].floor.iloc[0])
         groups = [(g[g.batch == B].floor - full).to_numpy() for B in plan.batches]
         s, ci = group_slope([1.0 / B for B in plan.batches], groups)
+        large = [i for i, B in enumerate(plan.batches) if B >= 16]
+        ls, lci = (
+            group_slope([1.0 / plan.batches[i] for i in large], [groups[i] for i in large])
+            if len(large) >= 2
+            else (np.nan, (np.nan, np.nan))
+        )
         v = var[var.problem == prob]
         vs, vci = point_slope(1.0 / v.batch.to_numpy(), v.variance.to_numpy())
         rows.append({"problem": prob, "floor_full": full, "excess_slope": s, "lo": ci[0],
-                     "hi": ci[1], "variance_slope": vs, "variance_lo": vci[0],
+                     "hi": ci[1], "slope_B16": ls, "slope_B16_lo": lci[0],
+                     "slope_B16_hi": lci[1], "variance_slope": vs, "variance_lo": vci[0],
                      "variance_hi": vci[1]})  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -222,11 +229,13 @@ def _findings(plan: Plan, fl: pd.DataFrame, var: pd.DataFrame, fits: pd.DataFram
         f"variance from {plan.noise_draws} draws per B at the full-batch run's last iterate.",
         "",
         "## Result",
-        "| problem | full-batch floor | excess-floor slope vs 1/B | noise-variance slope vs 1/B |",
-        "|---|---|---|---|",
+        "| problem | full-batch floor | excess-floor slope vs 1/B | same, B >= 16 only "
+        "| noise-variance slope vs 1/B |",
+        "|---|---|---|---|---|",
     ]
     for f in fits.itertuples():
         lines.append(f"| {f.problem} | {f.floor_full:.4g} | {fmt_ci(f.excess_slope, (f.lo, f.hi))}"
+                     f" | {fmt_ci(f.slope_B16, (f.slope_B16_lo, f.slope_B16_hi))}"
                      f" | {fmt_ci(f.variance_slope, (f.variance_lo, f.variance_hi))} |"
                      )  # fmt: skip
     tab = fl.groupby(["problem", "batch"]).agg(
@@ -238,7 +247,13 @@ def _findings(plan: Plan, fl: pd.DataFrame, var: pd.DataFrame, fits: pd.DataFram
               "Theory: slope 1 for both (the floor ~ lr / B, the variance ~ 1 / B). Rule: "
               "confirmed if the first problem's slope interval holds 1 and its estimate is within "
               "0.25 of it; partly if the floor at least rises as B falls (interval above 0). The "
-              "lr half of lr / B is not varied here; `lr-decay` varies it in time."]  # fmt: skip
+              "lr half of lr / B is not varied here; `lr-decay` varies it in time.",
+              "",
+              "The lr / B law is a small-noise (linear-response) result: it holds where the "
+              "stationary spread stays inside the quadratic basin. At the smallest batches the "
+              "excess is no longer small against the full-batch floor and the iterate samples "
+              "the loss's non-quadratic walls, so the slope over the whole range can exceed 1; "
+              "the 'B >= 16 only' column is the slope where the noise is smaller."]  # fmt: skip
     return "\n".join(lines)
 
 

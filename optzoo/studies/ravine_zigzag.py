@@ -293,9 +293,11 @@ def _figures(osc: pd.DataFrame, scal: pd.DataFrame, fits: dict, paths: dict) -> 
         strict=True,
     ):
         ax.axvline(1.0, color="k", lw=0.8, ls=":")
-        ax.set_xlabel("GD lr x L (L: top Hessian eigenvalue; at the minimizer for Rosenbrock)")
+        ax.set_xlabel("GD lr x L")
         ax.set_title(title, fontsize=10)
     axes[0].legend(fontsize=8)
+    fig.suptitle("median and quartiles over starts; L: top Hessian eigenvalue (Rosenbrock: at "
+                 "its minimizer, 1001.6)", fontsize=9)  # fmt: skip
     fig.tight_layout()
     figs["oscillation_vs_lr"] = fig
 
