@@ -189,6 +189,10 @@ def _num(where: str, v: Any, lo: float | None = None, allow_none: bool = False) 
     return float(v)
 
 
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
 def _check_keys(where: str, d: dict, allowed: set[str]) -> None:
     unknown = sorted(set(d) - allowed)
     if unknown:
@@ -197,8 +201,8 @@ def _check_keys(where: str, d: dict, allowed: set[str]) -> None:
         )
 
 
-def _hp_axis(opt: str, key: str, v: Any) -> list:
-    """One hyperparameter's values as a grid axis."""
+def _hp_axis(opt: str, key: str, v: Any, tuple_len: int | None = None) -> list:
+    """One hyperparameter's values as a grid axis; ``tuple_len``: the length of a tuple value."""
     where = f"optimizers.{opt}.{key}"
     if isinstance(v, dict):
         if set(v) != {"log"}:
@@ -217,9 +221,13 @@ def _hp_axis(opt: str, key: str, v: Any) -> list:
             )
         lo, hi, n = math.log10(spec[0]), math.log10(spec[1]), spec[2]
         return [float(f"{10 ** (lo + (hi - lo) * i / (n - 1)):.6g}") for i in range(n)]
-    if key in TUPLE_HPS and isinstance(v, list) and v and not isinstance(v[0], list):
+    if tuple_len is None:
+        tuple_len = TUPLE_HPS.get(key)
+    if tuple_len is not None and isinstance(v, tuple):
+        return [v]
+    if tuple_len is not None and isinstance(v, list) and v and not isinstance(v[0], list | tuple):
         return [tuple(v)]
-    if key in TUPLE_HPS and isinstance(v, list):
+    if tuple_len is not None and isinstance(v, list):
         return [tuple(b) for b in v]
     if isinstance(v, list):
         if not v:
@@ -346,12 +354,24 @@ def parse(data: dict, default_name: str = "suite") -> Suite:
     return Suite(problems=tuple(pspecs), optimizers=tuple(ospecs), **kw)
 
 
-def optimizer_spec(name: str, raw: dict, label: str | None = None) -> OptimizerSpec:
-    """An optimizer with grid axes; the default lr joins the lr grid. Validated."""
-    from optzoo import optimizers
+def optimizer_spec(name: str | type, raw: dict, label: str | None = None) -> OptimizerSpec:
+    """An optimizer with grid axes; the default lr joins the lr grid. Validated.
 
+    ``name`` is a zoo name, a class (any ``torch.optim.Optimizer`` or optzoo optimizer) or
+    ``"package.module:Class"``; a class is labelled by its class name unless ``label`` says
+    otherwise. ``raw`` maps hyperparameters to a value, a list (a grid) or ``{log = [lo, hi, n]}``.
+    """
+    from optzoo import optimizers
+    from optzoo.optimizers import external
+
+    if not isinstance(raw, dict):
+        raise ConfigError(f"optimizer {name!r}: hyperparameters must be a dict, got {raw!r}")
     cls = optimizers.get_class(name)
-    hp = {k: _hp_axis(name, k, v) for k, v in raw.items()}
+    if external.is_spec(name):
+        name = external.spec_of(name) if isinstance(name, type) else name.strip()
+        label = label or name.rpartition(":")[2].rpartition(".")[2]
+    tuple_len = {k: len(v) for k, v in cls.defaults.items() if isinstance(v, tuple)}
+    hp = {k: _hp_axis(name, k, v, tuple_len.get(k)) for k, v in raw.items()}
     for k, vals in hp.items():
         if k in cls.flags:
             continue
@@ -361,7 +381,7 @@ def optimizer_spec(name: str, raw: dict, label: str | None = None) -> OptimizerS
                 a is None or (isinstance(a, int | float) and not isinstance(a, bool)) for a in items
             ):
                 raise ConfigError(f"optimizers.{name}.{k} must be a number, got {v!r}")
-    if "lr" in cls.defaults:
+    if _is_number(cls.defaults.get("lr")):
         lrs = hp.get("lr", [])
         default_lr = cls.defaults["lr"]
         if default_lr not in lrs:
