@@ -29,16 +29,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--config", help="suite file (TOML); default: configs/default.toml")
     p.add_argument("--out", help="results directory; default: results/<suite name>")
-    p.add_argument("--optimizers", help="comma-separated optimizer names to keep (or add)")
-    p.add_argument("--problems", help="comma-separated problem names to keep (or add)")
     p.add_argument(
-        "--problem", metavar="MODULE:ATTR", help="a custom loss: a Problem, a callable or a factory"
+        "--optimizers",
+        help="comma-separated optimizers to keep (or add): zoo names, name[key=value,...] "
+        "(a [list] is a grid), or any torch.optim.Optimizer as package.module:Class",
+    )
+    p.add_argument(
+        "--problems", help="comma-separated problems to keep (or add), e.g. rosenbrock[dim=10]"
+    )
+    p.add_argument(
+        "--problem",
+        metavar="MODULE:ATTR",
+        help="a custom loss, module:attr or path/to/file.py:attr: a Problem, a loss or a factory",
+    )
+    p.add_argument(
+        "--list", action="store_true", help="list optimizers, problems and suites, and exit"
     )
     p.add_argument("--x0", help="start point for a bare callable, e.g. 1.0,-0.5")
     p.add_argument("--f-star", dest="f_star", help="the custom loss's minimum value, if known")
     p.add_argument("--bounds", help="box for starts and plots, every coordinate: lo,hi")
-    p.add_argument("--expr", help='a loss as an expression, e.g. "(1-x)**2 + 100*(y-x**2)**2"')
-    p.add_argument("--steps", help="step budget per run")
+    p.add_argument(
+        "--expr",
+        help='a loss as an expression, e.g. "(1-x)**2 + 100*(y-x**2)**2": numbers, + - * / **, '
+        "abs cos exp log sin sqrt tanh, pi; the other names are the variables, coordinate i "
+        "being the i-th in natural order (x, y; x1, x2, ..., x10); --x0 gives them in that order",
+    )
+    p.add_argument(
+        "--steps", help="step budget per run; alone, it replaces the suite's evaluation budget"
+    )
+    p.add_argument("--evals", help="gradient-evaluation budget per run (0: none)")
     p.add_argument("--starts", help="random starts per problem, besides its x0")
     p.add_argument("--seeds", help="seeds per start")
     p.add_argument("--device", help="cpu or cuda")
@@ -83,25 +102,28 @@ def _floats(flag: str, v: str) -> list[float]:
         raise ConfigError(f"{flag} must be comma-separated numbers, got {v!r}") from None
 
 
-def _names(v: str) -> list[str]:
-    return [a.strip() for a in v.split(",") if a.strip()]
-
-
 def prepare(args: argparse.Namespace):
     """Everything a run needs, validated; nothing is written. Returns (suite, custom, out)."""
     import torch
 
-    from optzoo import config, problems
-    from optzoo.config import ProblemSpec
+    from optzoo import catalog, config, problems
 
     path = Path(args.config) if args.config else config.configs_dir() / "default.toml"
+    if (
+        args.config
+        and not path.exists()
+        and (config.configs_dir() / f"{args.config}.toml").exists()
+    ):
+        path = config.configs_dir() / f"{args.config}.toml"  # a shipped suite by its name
     suite = config.load(path)
     changed = {}
-    for flag, key, lo in (
-        ("--steps", "steps", 1),
-        ("--starts", "starts", 0),
-        ("--seeds", "seeds", 1),
-    ):
+    budget_suite, note = catalog.budget(
+        suite, _whole("--steps", args.steps, 1), _whole("--evals", args.evals, 0)
+    )
+    if budget_suite is not suite:
+        changed.update(steps=budget_suite.steps, evals=budget_suite.evals)
+    args.budget_note = note
+    for flag, key, lo in (("--seeds", "seeds", 1),):
         n = _whole(flag, getattr(args, key), lo)
         if n is not None:
             changed[key] = n
@@ -120,20 +142,9 @@ def prepare(args: argparse.Namespace):
             )
         changed["dtype"] = args.dtype
     if args.optimizers:
-        keep = _names(args.optimizers)
-        have = {o.key: o for o in suite.optimizers}
-        changed["optimizers"] = tuple(have.get(n) or config.optimizer_spec(n, {}) for n in keep)
+        changed["optimizers"] = catalog.optimizer_specs(args.optimizers, suite)
     if args.problems:
-        keep = _names(args.problems)
-        have: dict[str, list] = {}
-        for spec in suite.problems:
-            have.setdefault(spec.name, []).append(spec)
-        chosen = []
-        for n in keep:
-            if n not in have:
-                problems.get(n)  # refuses an unknown name, listing the known ones
-            chosen.extend(have.get(n, [ProblemSpec(n)]))
-        changed["problems"] = tuple(chosen)
+        changed["problems"] = catalog.problem_specs(args.problems, suite)
     if changed:
         suite = suite.replace(**changed)
 
@@ -156,6 +167,9 @@ def prepare(args: argparse.Namespace):
         custom = problems.from_expression(args.expr, **kw)
     elif kw:
         raise ConfigError("--x0, --f-star and --bounds go with --problem or --expr")
+    if custom is not None:
+        # The suite is what runs: its manifest and README then describe the custom loss alone.
+        suite = suite.replace(problems=(custom,))
 
     from optzoo import executors
 
@@ -211,7 +225,14 @@ def main(argv: list[str] | None = None) -> int:
     argv = _glue_negative_values(list(sys.argv[1:] if argv is None else argv))
     try:
         args = parser.parse_args(argv)
+        if args.list:
+            from optzoo import catalog
+
+            print(catalog.listing())
+            return EXIT_OK
         suite, custom, out = prepare(args)
+        if args.budget_note and not args.quiet:
+            print(f"optzoo: {args.budget_note}", file=sys.stderr)
         from optzoo import _pool
 
         _pool.keep_freed_memory()  # workers are forked from here and inherit it
@@ -247,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
         from optzoo import report
 
         t_report = time.perf_counter()
+        if not args.quiet:
+            print(f"optzoo: writing tables and figures into {out} ...", file=sys.stderr)
         try:
             report.write(out, workers=args.workers)
             t_report = time.perf_counter() - t_report

@@ -50,7 +50,7 @@ import hashlib
 import itertools
 import json
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -139,8 +139,18 @@ class Suite:
     grad_tol: float = 0.0  # a run whose raw |g| falls below this stops ("stalled"); 0: never
     stop_on_success: bool = True  # freeze a run once solved; false: go on (e.g. to |g| < grad_tol)
 
+    def __post_init__(self) -> None:
+        check_suite(self)
+
     def to_dict(self) -> dict:
-        return json.loads(json.dumps(asdict(self)))
+        """Plain data; a Problem object is described by its ``info()`` (it holds functions)."""
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["problems"] = [
+            asdict(p) if isinstance(p, ProblemSpec) else {**p.info(), "object": True}
+            for p in self.problems
+        ]
+        d["optimizers"] = [asdict(o) for o in self.optimizers]
+        return json.loads(json.dumps(d, default=str))
 
     def digest(self) -> str:
         """A hash of everything that changes results (not the name)."""
@@ -249,6 +259,111 @@ def _validate_problem(spec: ProblemSpec) -> None:
     from optzoo import problems
 
     problems.get(spec.name, **spec.params)
+
+
+def check_suite(suite: Suite) -> None:
+    """Refuse a Suite whose fields have the wrong type or range, naming the field.
+
+    Lists of problems or optimizers become tuples. A problem is a :class:`ProblemSpec` or a
+    :class:`~optzoo.problems.Problem`; an optimizer an :class:`OptimizerSpec`.
+    """
+    put = object.__setattr__  # the dataclass is frozen; this runs while it is being built
+    if not isinstance(suite.name, str) or not suite.name or "/" in suite.name:
+        raise ConfigError(f"Suite name must be a non-empty string without '/', got {suite.name!r}")
+    for key, kind in (("problems", "ProblemSpec or Problem"), ("optimizers", "OptimizerSpec")):
+        v = getattr(suite, key)
+        if not isinstance(v, tuple | list):
+            raise ConfigError(f"Suite {key} must be a tuple of {kind}, got {type(v).__name__}")
+        put(suite, key, tuple(v))
+    for p in suite.problems:
+        if not isinstance(p, ProblemSpec) and not callable(getattr(p, "info", None)):
+            raise ConfigError(
+                f"Suite problems must hold ProblemSpec or Problem objects, got {type(p).__name__}"
+            )
+    for o in suite.optimizers:
+        if not isinstance(o, OptimizerSpec):
+            raise ConfigError(
+                f"Suite optimizers must hold OptimizerSpec objects (see optimizer_spec), "
+                f"got {type(o).__name__}"
+            )
+    for key, lo in (("steps", 1), ("evals", 0), ("starts", 0), ("seeds", 1), ("seed", 0)):
+        _int(f"Suite {key}", getattr(suite, key), lo)
+    _int("Suite paths", suite.paths, 0)
+    if suite.dtype not in DTYPES:
+        raise ConfigError(f"Suite dtype: unknown {suite.dtype!r}; allowed: {', '.join(DTYPES)}")
+    if suite.device not in DEVICES:
+        raise ConfigError(f"Suite device: unknown {suite.device!r}; allowed: {', '.join(DEVICES)}")
+    for key in ("clip_norm", "clip_value"):
+        _num(f"Suite {key}", getattr(suite, key), lo=0.0, allow_none=True)
+    for key in ("noise_std", "plateau_grad", "grad_tol"):
+        _num(f"Suite {key}", getattr(suite, key), lo=0.0)
+    if suite.batch_size is not None:
+        _int("Suite batch_size", suite.batch_size, 1)
+    if not isinstance(suite.stop_on_success, bool):
+        raise ConfigError(
+            f"Suite stop_on_success must be True or False, got {suite.stop_on_success!r}"
+        )
+    put(suite, "schedule", _schedule(suite.schedule))
+
+
+def split_items(text: str) -> list[str]:
+    """Split a comma-separated list at the commas outside brackets, braces and quotes.
+
+    ``"adam[lr=[1e-3, 1e-2]],rosenbrock[dim=10,x=1]"`` -> two items.
+    """
+    items, depth, quote, cur = [], 0, "", []
+    for c in text:
+        if quote:
+            quote = "" if c == quote else quote
+        elif c in "\"'":
+            quote = c
+        elif c in "[{":
+            depth += 1
+        elif c in "]}":
+            depth -= 1
+        elif c == "," and depth == 0:
+            items.append("".join(cur).strip())
+            cur = []
+            continue
+        cur.append(c)
+    items.append("".join(cur).strip())
+    if depth != 0 or quote:
+        raise ConfigError(f"unbalanced brackets or quotes in {text!r}")
+    return [i for i in items if i]
+
+
+def parse_item(text: str) -> tuple[str, dict]:
+    """``"name[key=value,...]"`` -> (name, {key: value}); values are TOML values.
+
+    ``rosenbrock[dim=10]``, ``adam[lr=[1e-3, 1e-2], amsgrad=true]``,
+    ``torch.optim:NAdam[lr={log=[1e-4, 1, 5]}]``. A bare word (``strong_wolfe``) is a string.
+    """
+    text = text.strip()
+    if not text.endswith("]") or "[" not in text:
+        if "[" in text or "]" in text:
+            raise ConfigError(f"{text!r}: expected name[key=value,...]")
+        return text, {}
+    name, _, inner = text[:-1].partition("[")
+    name = name.strip()
+    if not name:
+        raise ConfigError(f"{text!r}: a name must come before '['")
+    out: dict[str, Any] = {}
+    for item in split_items(inner):
+        key, eq, raw = item.partition("=")
+        key = key.strip()
+        if not eq or not key.isidentifier():
+            raise ConfigError(f"{text!r}: {item!r} is not key=value")
+        try:
+            out[key] = tomllib.loads(f"v = {raw.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw.strip()
+            if not value or not all(c.isalnum() or c in "_-." for c in value):
+                raise ConfigError(
+                    f"{text!r}: cannot read the value of {key!r} ({raw.strip()!r}); use a number, "
+                    "true/false, a word, [a, b] or {log = [lo, hi, n]}"
+                ) from None
+            out[key] = value
+    return name, out
 
 
 def parse(data: dict, default_name: str = "suite") -> Suite:
