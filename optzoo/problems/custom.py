@@ -98,7 +98,8 @@ def load(spec: str, x0: Sequence[float] | Tensor | None = None, **options: Any) 
     """Load a problem from ``"package.module:attr"`` or ``"path/to/file.py:attr"``.
 
     ``attr`` (which may be dotted) is a :class:`Problem`, a zero-argument factory returning one,
-    or a loss callable (batched, ``(..., d) -> (...)``, unless ``batched=False`` is passed), which needs ``x0``.
+    or a loss callable (batched, ``(..., d) -> (...)``, unless ``batched=False`` is passed),
+    which needs ``x0``.
     ``x0`` and ``options`` (any :class:`Problem` field: bounds, f_star, name, batched, ...) build
     the loss's Problem, or replace fields of a loaded one. Import failures, a missing attribute
     or a factory that fails raise :class:`ConfigError` in one line.
