@@ -225,9 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = _glue_negative_values(list(sys.argv[1:] if argv is None else argv))
     try:
         args = parser.parse_args(argv)
-        if args.list:
-            from optzoo import catalog
+        from optzoo import catalog
 
+        if args.list:
             print(catalog.listing())
             return EXIT_OK
         suite, custom, out = prepare(args)
@@ -255,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
             workers=args.workers,
         )
         wall = time.perf_counter() - t0
+        catalog.record_command(out, argv)
     except ConfigError as e:
         print(f"optzoo.bench: error: {e}", file=sys.stderr)
         return EXIT_USER

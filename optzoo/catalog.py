@@ -8,6 +8,7 @@ the suite's own entries where a bare name matches them.
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 
 from optzoo import config
 from optzoo.config import OptimizerSpec, ProblemSpec, Suite
@@ -102,3 +103,15 @@ def budget(suite: Suite, steps: int | None, evals: int | None) -> tuple[Suite, s
     if evals is not None:
         changes["evals"] = evals
     return (suite.replace(**changes) if changes else suite), note
+
+
+def record_command(out: Path, argv: list[str]) -> None:
+    """Note in the manifest the command line that produced ``out``, for its README."""
+    import shlex
+
+    from optzoo.store import MANIFEST, Store, write_json
+
+    manifest = Store(out).manifest()
+    if manifest is not None:
+        manifest["command"] = shlex.join(["python", "-m", "optzoo.bench", *argv])
+        write_json(Path(out) / MANIFEST, manifest)

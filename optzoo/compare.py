@@ -107,10 +107,13 @@ def _optimizers(optimizers: Any) -> tuple[OptimizerSpec, ...]:
             raise ConfigError(
                 f"compare: the hyperparameters of {target!r} must be a dict, got {hp!r}"
             )
+        label = None
         if isinstance(target, str):
-            target, extra = config.parse_item(target)
+            item = target
+            target, extra = config.parse_item(item)
             hp = {**extra, **(hp or {})}
-        specs.append(config.optimizer_spec(target, dict(hp or {})))
+            label = item.replace("/", "_") if extra else None  # as the command line labels it
+        specs.append(config.optimizer_spec(target, dict(hp or {}), label=label))
     keys = [s.key for s in specs]
     twice = sorted({k for k in keys if keys.count(k) > 1})
     if twice:

@@ -145,6 +145,14 @@ def run_cell(
     """
     from optzoo import optimizers
 
+    if not isinstance(suite, Suite):
+        raise ConfigError(f"run_cell: suite must be a Suite, got {type(suite).__name__}")
+    if isinstance(pspec, str):
+        pspec = ProblemSpec(*config_mod.parse_item(pspec))
+    if not isinstance(pspec, ProblemSpec | Problem):
+        raise ConfigError(f"run_cell: problem must be a Problem or a name, got {pspec!r}")
+    if not isinstance(ospec, OptimizerSpec):
+        raise ConfigError(f"run_cell: optimizer must be an OptimizerSpec, got {ospec!r}")
     problem = make_problem(pspec)
     pkey = problem_key(pspec)
     if ospec.clip_norm is not None or ospec.clip_value is not None:
