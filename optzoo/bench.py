@@ -107,6 +107,7 @@ def prepare(args: argparse.Namespace):
     import torch
 
     from optzoo import catalog, config, problems
+    from optzoo.store import safe_name
 
     path = Path(args.config) if args.config else config.configs_dir() / "default.toml"
     if (
@@ -123,7 +124,7 @@ def prepare(args: argparse.Namespace):
     if budget_suite is not suite:
         changed.update(steps=budget_suite.steps, evals=budget_suite.evals)
     args.budget_note = note
-    for flag, key, lo in (("--seeds", "seeds", 1),):
+    for flag, key, lo in (("--starts", "starts", 0), ("--seeds", "seeds", 1)):
         n = _whole(flag, getattr(args, key), lo)
         if n is not None:
             changed[key] = n
@@ -186,15 +187,16 @@ def prepare(args: argparse.Namespace):
     args.chunk_runs = _whole("--chunk-runs", args.chunk_runs, 1)
     args.workers = _whole("--workers", args.workers, 1)
 
+    # Runs go to runs/ (git-ignored); results/ holds only what is published with --out.
     if args.out:
         out = Path(args.out)
     elif custom is not None:
-        out = Path("results") / f"custom-{custom.name}"
+        out = Path("runs") / safe_name(f"custom-{custom.name}")
     elif changed:
-        # A modified suite never lands on the published results of the unmodified one.
-        out = Path("results") / f"{suite.name}-{suite.digest()[:8]}"
+        # A modified suite never lands on the runs of the unmodified one.
+        out = Path("runs") / safe_name(f"{suite.name}-{suite.digest()[:8]}")
     else:
-        out = Path("results") / suite.name
+        out = Path("runs") / safe_name(suite.name)
     return suite, custom, out
 
 

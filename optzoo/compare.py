@@ -14,7 +14,6 @@ hold Problem objects, a TOML path, or a shipped suite's name).
 from __future__ import annotations
 
 import dataclasses
-import re
 import shutil
 import sys
 import tempfile
@@ -30,6 +29,7 @@ from optzoo import config
 from optzoo.config import OptimizerSpec, ProblemSpec, Suite
 from optzoo.errors import ConfigError
 from optzoo.harness import Results
+from optzoo.store import safe_name
 
 # Suite fields that compare() passes through as keyword options.
 SUITE_OPTIONS = {f.name for f in dataclasses.fields(Suite)} - {
@@ -42,12 +42,6 @@ SUITE_OPTIONS = {f.name for f in dataclasses.fields(Suite)} - {
     "seeds",
 }
 TABLES = ("convergence", "categories", "landscape", "timing")
-
-
-def safe_name(text: str) -> str:
-    """A short, file-system-safe name for a run directory (at most 40 characters)."""
-    slug = re.sub(r"[^A-Za-z0-9._=\[\],-]+", "_", text).strip("._") or "run"
-    return slug[:40]
 
 
 def _problem(
