@@ -1,6 +1,6 @@
 """The command line: ``python -m optzoo.bench``.
 
-With no arguments it runs the default suite (configs/default.toml) into results/default/, writes
+With no arguments it runs the default suite (configs/default.toml) into runs/default/, writes
 the tables and figures there, and prints a summary. Exit codes: 0 success, 2 a user error (one
 line on stderr, nothing written), 1 an internal error.
 """
@@ -28,7 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run every optimizer of a suite on every problem and write tables and figures.",
     )
     p.add_argument("--config", help="suite file (TOML); default: configs/default.toml")
-    p.add_argument("--out", help="results directory; default: results/<suite name>")
+    p.add_argument(
+        "--out",
+        help="results directory; default: runs/<suite name> (git-ignored); "
+        "--out results/default rewrites the published copy",
+    )
     p.add_argument(
         "--optimizers",
         help="comma-separated optimizers to keep (or add): zoo names, name[key=value,...] "

@@ -1637,7 +1637,9 @@ def readme_markdown(root: str | Path) -> str:
         "",
         f"Regenerate: {_rerun_command(m)}"
         f"`python -m optzoo.report {Path(root).as_posix()}` rewrites the tables and figures from"
-        " the stored runs alone. Wall times are only in `tables/timing.csv`.",
+        " the stored runs alone, where they are kept (`cells/`; a published copy leaves them out"
+        " of git: the same suite and seed give the same tables). Wall times are only in"
+        " `tables/timing.csv`.",
         "",
         "## Headline",
         "",

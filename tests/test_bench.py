@@ -212,7 +212,7 @@ def test_custom_losses_from_the_command_line(work):
     )
     assert r.returncode == 0, r.stderr
     runs = pd.read_parquet(
-        next((work / "results" / "custom-bowl" / "cells").glob("*.runs.parquet"))
+        next((work / "runs" / "custom-bowl" / "cells").glob("*.runs.parquet"))
     )
     assert set(runs["problem"]) == {"bowl"}
     r = run_cli(
