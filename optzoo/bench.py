@@ -174,7 +174,7 @@ def prepare(args: argparse.Namespace):
         raise ConfigError("--x0, --f-star and --bounds go with --problem or --expr")
     if custom is not None:
         # The suite is what runs: its manifest and README then describe the custom loss alone.
-        suite = suite.replace(problems=(custom,))
+        suite = suite.replace(problems=(custom,), name=safe_name(f"custom-{custom.name}"))
 
     from optzoo import executors
 

@@ -75,7 +75,7 @@ def optimizer_specs(text: str, suite: Suite) -> tuple[OptimizerSpec, ...]:
             chosen.append(have[name])
         else:
             chosen.append(
-                config.optimizer_spec(name, hp, label=item.replace("/", "_") if hp else None)
+                config.optimizer_spec(name, hp, label=config.item_label(item) if hp else None)
             )
     keys = [o.key for o in chosen]
     twice = sorted({k for k in keys if keys.count(k) > 1})

@@ -106,7 +106,7 @@ def _optimizers(optimizers: Any) -> tuple[OptimizerSpec, ...]:
             item = target
             target, extra = config.parse_item(item)
             hp = {**extra, **(hp or {})}
-            label = item.replace("/", "_") if extra else None  # as the command line labels it
+            label = config.item_label(item) if extra else None  # as the command line does
         specs.append(config.optimizer_spec(target, dict(hp or {}), label=label))
     keys = [s.key for s in specs]
     twice = sorted({k for k in keys if keys.count(k) > 1})

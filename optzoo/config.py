@@ -366,6 +366,13 @@ def parse_item(text: str) -> tuple[str, dict]:
     return name, out
 
 
+def item_label(item: str) -> str:
+    """How tables name an optimizer given as ``name[key=value]``: as written, with a class path
+    shortened to its class (``torch.optim:NAdam[lr=0.01]`` -> ``NAdam[lr=0.01]``)."""
+    name, _, rest = item.partition("[")
+    return (name.rpartition(":")[2] + ("[" + rest if rest else "")).replace("/", "_")
+
+
 def parse(data: dict, default_name: str = "suite") -> Suite:
     """Validate a suite given as plain data (a parsed TOML file)."""
     if not isinstance(data, dict):
