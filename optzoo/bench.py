@@ -146,9 +146,9 @@ def prepare(args: argparse.Namespace):
                 f"--dtype: unknown {args.dtype!r}; allowed: {', '.join(config.DTYPES)}"
             )
         changed["dtype"] = args.dtype
-    if args.optimizers:
+    if args.optimizers is not None:
         changed["optimizers"] = catalog.optimizer_specs(args.optimizers, suite)
-    if args.problems:
+    if args.problems is not None:
         changed["problems"] = catalog.problem_specs(args.problems, suite)
     if changed:
         suite = suite.replace(**changed)

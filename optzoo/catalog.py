@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
+from typing import Any
+
+import tomllib
 
 from optzoo import config
 from optzoo.config import OptimizerSpec, ProblemSpec, Suite
@@ -48,8 +51,10 @@ def problem_specs(text: str, suite: Suite) -> tuple[ProblemSpec, ...]:
         if isinstance(spec, ProblemSpec):
             by_name.setdefault(spec.name, []).append(spec)
     chosen: list[ProblemSpec] = []
-    for item in config.split_items(text):
-        name, params = config.parse_item(item)
+    if not split_items(text):
+        raise ConfigError(f"--problems needs at least one name, got {text[:40]!r}")
+    for item in split_items(text):
+        name, params = parse_item(item)
         if not params and name in by_name:
             chosen.extend(by_name[name])
             continue
@@ -69,14 +74,14 @@ def optimizer_specs(text: str, suite: Suite) -> tuple[OptimizerSpec, ...]:
     written. ``package.module:Class`` adds any ``torch.optim.Optimizer``."""
     have = {o.key: o for o in suite.optimizers}
     chosen = []
-    for item in config.split_items(text):
-        name, hp = config.parse_item(item)
+    if not split_items(text):
+        raise ConfigError(f"--optimizers needs at least one name, got {text[:40]!r}")
+    for item in split_items(text):
+        name, hp = parse_item(item)
         if not hp and name in have:
             chosen.append(have[name])
         else:
-            chosen.append(
-                config.optimizer_spec(name, hp, label=config.item_label(item) if hp else None)
-            )
+            chosen.append(config.optimizer_spec(name, hp, label=item_label(item) if hp else None))
     keys = [o.key for o in chosen]
     twice = sorted({k for k in keys if keys.count(k) > 1})
     if twice:
@@ -115,3 +120,71 @@ def record_command(out: Path, argv: list[str]) -> None:
     if manifest is not None:
         manifest["command"] = shlex.join(["python", "-m", "optzoo.bench", *argv])
         write_json(Path(out) / MANIFEST, manifest)
+
+
+# -- name[key=value,...] ----------------------------------------------------------------------
+def split_items(text: str) -> list[str]:
+    """Split a comma-separated list at the commas outside brackets, braces and quotes.
+
+    ``"adam[lr=[1e-3, 1e-2]],rosenbrock[dim=10,x=1]"`` -> two items.
+    """
+    items, depth, quote, cur = [], 0, "", []
+    for c in text:
+        if quote:
+            quote = "" if c == quote else quote
+        elif c in "\"'":
+            quote = c
+        elif c in "[{":
+            depth += 1
+        elif c in "]}":
+            depth -= 1
+        elif c == "," and depth == 0:
+            items.append("".join(cur).strip())
+            cur = []
+            continue
+        cur.append(c)
+    items.append("".join(cur).strip())
+    if depth != 0 or quote:
+        raise ConfigError(f"unbalanced brackets or quotes in {text!r}")
+    return [i for i in items if i]
+
+
+def parse_item(text: str) -> tuple[str, dict]:
+    """``"name[key=value,...]"`` -> (name, {key: value}); values are TOML values.
+
+    ``rosenbrock[dim=10]``, ``adam[lr=[1e-3, 1e-2], amsgrad=true]``,
+    ``torch.optim:NAdam[lr={log=[1e-4, 1, 5]}]``. A bare word (``strong_wolfe``) is a string.
+    """
+    text = text.strip()
+    if not text.endswith("]") or "[" not in text:
+        if "[" in text or "]" in text:
+            raise ConfigError(f"{text!r}: expected name[key=value,...]")
+        return text, {}
+    name, _, inner = text[:-1].partition("[")
+    name = name.strip()
+    if not name:
+        raise ConfigError(f"{text!r}: a name must come before '['")
+    out: dict[str, Any] = {}
+    for item in split_items(inner):
+        key, eq, raw = item.partition("=")
+        key = key.strip()
+        if not eq or not key.isidentifier():
+            raise ConfigError(f"{text!r}: {item!r} is not key=value")
+        try:
+            out[key] = tomllib.loads(f"v = {raw.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw.strip()
+            if not value or not all(c.isalnum() or c in "_-." for c in value):
+                raise ConfigError(
+                    f"{text!r}: cannot read the value of {key!r} ({raw.strip()!r}); use a number, "
+                    "true/false, a word, [a, b] or {log = [lo, hi, n]}"
+                ) from None
+            out[key] = value
+    return name, out
+
+
+def item_label(item: str) -> str:
+    """How tables name an optimizer given as ``name[key=value]``: as written, with a class path
+    shortened to its class (``torch.optim:NAdam[lr=0.01]`` -> ``NAdam[lr=0.01]``)."""
+    name, _, rest = item.partition("[")
+    return (name.rpartition(":")[2] + ("[" + rest if rest else "")).replace("/", "_")

@@ -25,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from optzoo import config
+from optzoo import catalog, config
 from optzoo.config import OptimizerSpec, ProblemSpec, Suite
 from optzoo.errors import ConfigError
 from optzoo.harness import Results
@@ -64,7 +64,7 @@ def _problem(
     if isinstance(loss, str):
         if ":" in loss:
             return problems.load(loss, x0=x0, **fields)
-        name, params = config.parse_item(loss)
+        name, params = catalog.parse_item(loss)
         if x0 is not None or fields:
             return dataclasses.replace(problems.get(name, **params), **fields, x0=x0)
         spec = ProblemSpec(name, params)
@@ -104,9 +104,9 @@ def _optimizers(optimizers: Any) -> tuple[OptimizerSpec, ...]:
         label = None
         if isinstance(target, str):
             item = target
-            target, extra = config.parse_item(item)
+            target, extra = catalog.parse_item(item)
             hp = {**extra, **(hp or {})}
-            label = config.item_label(item) if extra else None  # as the command line does
+            label = catalog.item_label(item) if extra else None  # as the command line does
         specs.append(config.optimizer_spec(target, dict(hp or {}), label=label))
     keys = [s.key for s in specs]
     twice = sorted({k for k in keys if keys.count(k) > 1})

@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from optzoo import catalog
 from optzoo import config as config_mod
 from optzoo.config import OptimizerSpec, ProblemSpec, Suite
 from optzoo.errors import ConfigError
@@ -148,7 +149,7 @@ def run_cell(
     if not isinstance(suite, Suite):
         raise ConfigError(f"run_cell: suite must be a Suite, got {type(suite).__name__}")
     if isinstance(pspec, str):
-        pspec = ProblemSpec(*config_mod.parse_item(pspec))
+        pspec = ProblemSpec(*catalog.parse_item(pspec))
     if not isinstance(pspec, ProblemSpec | Problem):
         raise ConfigError(f"run_cell: problem must be a Problem or a name, got {pspec!r}")
     if not isinstance(ospec, OptimizerSpec):

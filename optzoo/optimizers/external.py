@@ -420,7 +420,9 @@ class _Rendezvous:
             self._arrive(None)
 
     def run(self) -> Tensor:
-        threads = [threading.Thread(target=self._worker, args=(k,)) for k in range(self.n)]
+        threads = [
+            threading.Thread(target=self._worker, args=(k,), daemon=True) for k in range(self.n)
+        ]
         for t in threads:
             t.start()
         dev = self.batch.buf.device
