@@ -73,7 +73,8 @@ def test_problem_from_a_file_beside_a_folder_named_optzoo(tmp_path):
     assert proc.returncode == 0, proc.stderr
     res = optzoo.Results(tmp_path / "out")
     assert set(res.runs["problem"]) == {"bowl"}
-    assert res.runs["x0"].map(list).tolist() == [[1.0, -1.0]] * 2  # lr 0.1 and the default
+    x0 = res.runs[res.runs["start_id"] == 0]["x0"].map(list).tolist()
+    assert x0 == [[1.0, -1.0]] * 2  # lr 0.1 and the default
 
 
 def test_problem_module_from_the_current_directory(tmp_path, monkeypatch):
