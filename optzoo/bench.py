@@ -1,6 +1,6 @@
 """The command line: ``python -m optzoo.bench``.
 
-With no arguments it runs the default suite (configs/default.toml) into results/default/, writes
+With no arguments it runs the default suite (configs/default.toml) into runs/default/, writes
 the tables and figures there, and prints a summary. Exit codes: 0 success, 2 a user error (one
 line on stderr, nothing written), 1 an internal error.
 """
@@ -28,17 +28,40 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run every optimizer of a suite on every problem and write tables and figures.",
     )
     p.add_argument("--config", help="suite file (TOML); default: configs/default.toml")
-    p.add_argument("--out", help="results directory; default: results/<suite name>")
-    p.add_argument("--optimizers", help="comma-separated optimizer names to keep (or add)")
-    p.add_argument("--problems", help="comma-separated problem names to keep (or add)")
     p.add_argument(
-        "--problem", metavar="MODULE:ATTR", help="a custom loss: a Problem, a callable or a factory"
+        "--out",
+        help="results directory; default: runs/<suite name> (git-ignored); "
+        "--out results/default rewrites the published copy",
+    )
+    p.add_argument(
+        "--optimizers",
+        help="comma-separated optimizers to keep (or add): zoo names, name[key=value,...] "
+        "(a [list] is a grid), or any torch.optim.Optimizer as package.module:Class",
+    )
+    p.add_argument(
+        "--problems", help="comma-separated problems to keep (or add), e.g. rosenbrock[dim=10]"
+    )
+    p.add_argument(
+        "--problem",
+        metavar="MODULE:ATTR",
+        help="a custom loss, module:attr or path/to/file.py:attr: a Problem, a loss or a factory",
+    )
+    p.add_argument(
+        "--list", action="store_true", help="list optimizers, problems and suites, and exit"
     )
     p.add_argument("--x0", help="start point for a bare callable, e.g. 1.0,-0.5")
     p.add_argument("--f-star", dest="f_star", help="the custom loss's minimum value, if known")
     p.add_argument("--bounds", help="box for starts and plots, every coordinate: lo,hi")
-    p.add_argument("--expr", help='a loss as an expression, e.g. "(1-x)**2 + 100*(y-x**2)**2"')
-    p.add_argument("--steps", help="step budget per run")
+    p.add_argument(
+        "--expr",
+        help='a loss as an expression, e.g. "(1-x)**2 + 100*(y-x**2)**2": numbers, + - * / **, '
+        "abs cos exp log sin sqrt tanh, pi; the other names are the variables, coordinate i "
+        "being the i-th in natural order (x, y; x1, x2, ..., x10); --x0 gives them in that order",
+    )
+    p.add_argument(
+        "--steps", help="step budget per run; alone, it replaces the suite's evaluation budget"
+    )
+    p.add_argument("--evals", help="gradient-evaluation budget per run (0: none)")
     p.add_argument("--starts", help="random starts per problem, besides its x0")
     p.add_argument("--seeds", help="seeds per start")
     p.add_argument("--device", help="cpu or cuda")
@@ -83,25 +106,29 @@ def _floats(flag: str, v: str) -> list[float]:
         raise ConfigError(f"{flag} must be comma-separated numbers, got {v!r}") from None
 
 
-def _names(v: str) -> list[str]:
-    return [a.strip() for a in v.split(",") if a.strip()]
-
-
 def prepare(args: argparse.Namespace):
     """Everything a run needs, validated; nothing is written. Returns (suite, custom, out)."""
     import torch
 
-    from optzoo import config, problems
-    from optzoo.config import ProblemSpec
+    from optzoo import catalog, config, problems
+    from optzoo.store import safe_name
 
     path = Path(args.config) if args.config else config.configs_dir() / "default.toml"
+    if (
+        args.config
+        and not path.exists()
+        and (config.configs_dir() / f"{args.config}.toml").exists()
+    ):
+        path = config.configs_dir() / f"{args.config}.toml"  # a shipped suite by its name
     suite = config.load(path)
     changed = {}
-    for flag, key, lo in (
-        ("--steps", "steps", 1),
-        ("--starts", "starts", 0),
-        ("--seeds", "seeds", 1),
-    ):
+    budget_suite, note = catalog.budget(
+        suite, _whole("--steps", args.steps, 1), _whole("--evals", args.evals, 0)
+    )
+    if budget_suite is not suite:
+        changed.update(steps=budget_suite.steps, evals=budget_suite.evals)
+    args.budget_note = note
+    for flag, key, lo in (("--starts", "starts", 0), ("--seeds", "seeds", 1)):
         n = _whole(flag, getattr(args, key), lo)
         if n is not None:
             changed[key] = n
@@ -119,21 +146,10 @@ def prepare(args: argparse.Namespace):
                 f"--dtype: unknown {args.dtype!r}; allowed: {', '.join(config.DTYPES)}"
             )
         changed["dtype"] = args.dtype
-    if args.optimizers:
-        keep = _names(args.optimizers)
-        have = {o.key: o for o in suite.optimizers}
-        changed["optimizers"] = tuple(have.get(n) or config.optimizer_spec(n, {}) for n in keep)
-    if args.problems:
-        keep = _names(args.problems)
-        have: dict[str, list] = {}
-        for spec in suite.problems:
-            have.setdefault(spec.name, []).append(spec)
-        chosen = []
-        for n in keep:
-            if n not in have:
-                problems.get(n)  # refuses an unknown name, listing the known ones
-            chosen.extend(have.get(n, [ProblemSpec(n)]))
-        changed["problems"] = tuple(chosen)
+    if args.optimizers is not None:
+        changed["optimizers"] = catalog.optimizer_specs(args.optimizers, suite)
+    if args.problems is not None:
+        changed["problems"] = catalog.problem_specs(args.problems, suite)
     if changed:
         suite = suite.replace(**changed)
 
@@ -156,6 +172,9 @@ def prepare(args: argparse.Namespace):
         custom = problems.from_expression(args.expr, **kw)
     elif kw:
         raise ConfigError("--x0, --f-star and --bounds go with --problem or --expr")
+    if custom is not None:
+        # The suite is what runs: its manifest and README then describe the custom loss alone.
+        suite = suite.replace(problems=(custom,), name=safe_name(f"custom-{custom.name}"))
 
     from optzoo import executors
 
@@ -172,15 +191,16 @@ def prepare(args: argparse.Namespace):
     args.chunk_runs = _whole("--chunk-runs", args.chunk_runs, 1)
     args.workers = _whole("--workers", args.workers, 1)
 
+    # Runs go to runs/ (git-ignored); results/ holds only what is published with --out.
     if args.out:
         out = Path(args.out)
     elif custom is not None:
-        out = Path("results") / f"custom-{custom.name}"
+        out = Path("runs") / safe_name(f"custom-{custom.name}")
     elif changed:
-        # A modified suite never lands on the published results of the unmodified one.
-        out = Path("results") / f"{suite.name}-{suite.digest()[:8]}"
+        # A modified suite never lands on the runs of the unmodified one.
+        out = Path("runs") / safe_name(f"{suite.name}-{suite.digest()[:8]}")
     else:
-        out = Path("results") / suite.name
+        out = Path("runs") / safe_name(suite.name)
     return suite, custom, out
 
 
@@ -211,7 +231,14 @@ def main(argv: list[str] | None = None) -> int:
     argv = _glue_negative_values(list(sys.argv[1:] if argv is None else argv))
     try:
         args = parser.parse_args(argv)
+        from optzoo import catalog
+
+        if args.list:
+            print(catalog.listing())
+            return EXIT_OK
         suite, custom, out = prepare(args)
+        if args.budget_note and not args.quiet:
+            print(f"optzoo: {args.budget_note}", file=sys.stderr)
         from optzoo import _pool
 
         _pool.keep_freed_memory()  # workers are forked from here and inherit it
@@ -234,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
             workers=args.workers,
         )
         wall = time.perf_counter() - t0
+        catalog.record_command(out, argv)
     except ConfigError as e:
         print(f"optzoo.bench: error: {e}", file=sys.stderr)
         return EXIT_USER
@@ -247,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
         from optzoo import report
 
         t_report = time.perf_counter()
+        if not args.quiet:
+            print(f"optzoo: writing tables and figures into {out} ...", file=sys.stderr)
         try:
             report.write(out, workers=args.workers)
             t_report = time.perf_counter() - t_report

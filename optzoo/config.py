@@ -66,7 +66,7 @@ import itertools
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -163,8 +163,18 @@ class Suite:
     grad_tol: float = 0.0  # a run whose raw |g| falls below this stops ("stalled"); 0: never
     stop_on_success: bool = True  # freeze a run once solved; false: go on (e.g. to |g| < grad_tol)
 
+    def __post_init__(self) -> None:
+        check_suite(self)
+
     def to_dict(self) -> dict:
-        return json.loads(json.dumps(asdict(self)))
+        """Plain data; a Problem object is described by its ``info()`` (it holds functions)."""
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["problems"] = [
+            asdict(p) if isinstance(p, ProblemSpec) else {**p.info(), "object": True}
+            for p in self.problems
+        ]
+        d["optimizers"] = [asdict(o) for o in self.optimizers]
+        return json.loads(json.dumps(d, default=str))
 
     def digest(self) -> str:
         """A hash of everything that changes results (not the name)."""
@@ -213,6 +223,10 @@ def _num(where: str, v: Any, lo: float | None = None, allow_none: bool = False) 
     return float(v)
 
 
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
 def _check_keys(where: str, d: dict, allowed: set[str]) -> None:
     unknown = sorted(set(d) - allowed)
     if unknown:
@@ -221,8 +235,8 @@ def _check_keys(where: str, d: dict, allowed: set[str]) -> None:
         )
 
 
-def _hp_axis(opt: str, key: str, v: Any) -> list:
-    """One hyperparameter's values as a grid axis."""
+def _hp_axis(opt: str, key: str, v: Any, tuple_len: int | None = None) -> list:
+    """One hyperparameter's values as a grid axis; ``tuple_len``: the length of a tuple value."""
     where = f"optimizers.{opt}.{key}"
     if isinstance(v, dict):
         if set(v) != {"log"}:
@@ -241,9 +255,13 @@ def _hp_axis(opt: str, key: str, v: Any) -> list:
             )
         lo, hi, n = math.log10(spec[0]), math.log10(spec[1]), spec[2]
         return [float(f"{10 ** (lo + (hi - lo) * i / (n - 1)):.6g}") for i in range(n)]
-    if key in TUPLE_HPS and isinstance(v, list) and v and not isinstance(v[0], list):
+    if tuple_len is None:
+        tuple_len = TUPLE_HPS.get(key)
+    if tuple_len is not None and isinstance(v, tuple):
+        return [v]
+    if tuple_len is not None and isinstance(v, list) and v and not isinstance(v[0], list | tuple):
         return [tuple(v)]
-    if key in TUPLE_HPS and isinstance(v, list):
+    if tuple_len is not None and isinstance(v, list):
         return [tuple(b) for b in v]
     if isinstance(v, list):
         if not v:
@@ -265,6 +283,54 @@ def _validate_problem(spec: ProblemSpec) -> None:
     from optzoo import problems
 
     problems.get(spec.name, **spec.params)
+
+
+def check_suite(suite: Suite) -> None:
+    """Refuse a Suite whose fields have the wrong type or range, naming the field.
+
+    Lists of problems or optimizers become tuples. A problem is a :class:`ProblemSpec` or a
+    :class:`~optzoo.problems.Problem`; an optimizer an :class:`OptimizerSpec`.
+    """
+    put = object.__setattr__  # the dataclass is frozen; this runs while it is being built
+    if not isinstance(suite.name, str) or not suite.name or "/" in suite.name:
+        raise ConfigError(f"Suite name must be a non-empty string without '/', got {suite.name!r}")
+    for key, kind in (("problems", "ProblemSpec or Problem"), ("optimizers", "OptimizerSpec")):
+        v = getattr(suite, key)
+        if not isinstance(v, tuple | list):
+            raise ConfigError(f"Suite {key} must be a tuple of {kind}, got {type(v).__name__}")
+        put(suite, key, tuple(v))
+    for p in suite.problems:
+        if not isinstance(p, ProblemSpec) and not callable(getattr(p, "info", None)):
+            raise ConfigError(
+                f"Suite problems must hold ProblemSpec or Problem objects, got {type(p).__name__}"
+            )
+    for o in suite.optimizers:
+        if not isinstance(o, OptimizerSpec):
+            raise ConfigError(
+                f"Suite optimizers must hold OptimizerSpec objects (see optimizer_spec), "
+                f"got {type(o).__name__}"
+            )
+    for key, lo in (
+        ("steps", 1), ("evals", 0), ("starts", 0), ("tune_starts", 0), ("widen", 0), ("seeds", 1),
+        ("seed", 0),
+    ):  # fmt: skip
+        _int(f"Suite {key}", getattr(suite, key), lo)
+    _int("Suite paths", suite.paths, 0)
+    if suite.dtype not in DTYPES:
+        raise ConfigError(f"Suite dtype: unknown {suite.dtype!r}; allowed: {', '.join(DTYPES)}")
+    if suite.device not in DEVICES:
+        raise ConfigError(f"Suite device: unknown {suite.device!r}; allowed: {', '.join(DEVICES)}")
+    for key in ("clip_norm", "clip_value"):
+        _num(f"Suite {key}", getattr(suite, key), lo=0.0, allow_none=True)
+    for key in ("noise_std", "plateau_grad", "grad_tol"):
+        _num(f"Suite {key}", getattr(suite, key), lo=0.0)
+    if suite.batch_size is not None:
+        _int("Suite batch_size", suite.batch_size, 1)
+    if not isinstance(suite.stop_on_success, bool):
+        raise ConfigError(
+            f"Suite stop_on_success must be True or False, got {suite.stop_on_success!r}"
+        )
+    put(suite, "schedule", _schedule(suite.schedule))
 
 
 def parse(data: dict, default_name: str = "suite") -> Suite:
@@ -379,12 +445,24 @@ def parse(data: dict, default_name: str = "suite") -> Suite:
     return Suite(problems=tuple(pspecs), optimizers=tuple(ospecs), **kw)
 
 
-def optimizer_spec(name: str, raw: dict, label: str | None = None) -> OptimizerSpec:
-    """An optimizer with grid axes; the default lr joins the lr grid. Validated."""
-    from optzoo import optimizers
+def optimizer_spec(name: str | type, raw: dict, label: str | None = None) -> OptimizerSpec:
+    """An optimizer with grid axes; the default lr joins the lr grid. Validated.
 
+    ``name`` is a zoo name, a class (any ``torch.optim.Optimizer`` or optzoo optimizer) or
+    ``"package.module:Class"``; a class is labelled by its class name unless ``label`` says
+    otherwise. ``raw`` maps hyperparameters to a value, a list (a grid) or ``{log = [lo, hi, n]}``.
+    """
+    from optzoo import optimizers
+    from optzoo.optimizers import external
+
+    if not isinstance(raw, dict):
+        raise ConfigError(f"optimizer {name!r}: hyperparameters must be a dict, got {raw!r}")
     cls = optimizers.get_class(name)
-    hp = {k: _hp_axis(name, k, v) for k, v in raw.items()}
+    if external.is_spec(name):
+        name = external.spec_of(name) if isinstance(name, type) else name.strip()
+        label = label or name.rpartition(":")[2].rpartition(".")[2]
+    tuple_len = {k: len(v) for k, v in cls.defaults.items() if isinstance(v, tuple)}
+    hp = {k: _hp_axis(name, k, v, tuple_len.get(k)) for k, v in raw.items()}
     for k, vals in hp.items():
         if k in cls.flags:
             continue
@@ -395,9 +473,10 @@ def optimizer_spec(name: str, raw: dict, label: str | None = None) -> OptimizerS
             ):
                 raise ConfigError(f"optimizers.{name}.{k} must be a number, got {v!r}")
     # The default joins the lr grid and every log grid, so "default hyperparameters" is always
-    # one of the tuning modes, reported beside the tuned ones.
-    tuned = [k for k in grid_ratios(raw) if isinstance(cls.defaults.get(k), int | float)]
-    for k in (["lr"] if "lr" in cls.defaults else []) + tuned:
+    # one of the tuning modes, reported beside the tuned ones. (An external optimizer may have no
+    # default lr: then there is nothing to add.)
+    tuned = [k for k in grid_ratios(raw) if _is_number(cls.defaults.get(k))]
+    for k in (["lr"] if _is_number(cls.defaults.get("lr")) else []) + tuned:
         vals = hp.get(k, [])
         if cls.defaults[k] not in vals:
             vals = [*vals, cls.defaults[k]]

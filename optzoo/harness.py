@@ -26,8 +26,8 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from optzoo import catalog, metrics
 from optzoo import config as config_mod
-from optzoo import metrics
 from optzoo.config import OptimizerSpec, ProblemSpec, Suite
 from optzoo.errors import ConfigError
 from optzoo.metrics import LADDER
@@ -148,6 +148,14 @@ def run_cell(
     """
     from optzoo import optimizers
 
+    if not isinstance(suite, Suite):
+        raise ConfigError(f"run_cell: suite must be a Suite, got {type(suite).__name__}")
+    if isinstance(pspec, str):
+        pspec = ProblemSpec(*catalog.parse_item(pspec))
+    if not isinstance(pspec, ProblemSpec | Problem):
+        raise ConfigError(f"run_cell: problem must be a Problem or a name, got {pspec!r}")
+    if not isinstance(ospec, OptimizerSpec):
+        raise ConfigError(f"run_cell: optimizer must be an OptimizerSpec, got {ospec!r}")
     problem = make_problem(pspec)
     pkey = problem_key(pspec)
     if ospec.clip_norm is not None or ospec.clip_value is not None:

@@ -1870,12 +1870,17 @@ def readme_markdown(root: str | Path) -> str:
     suite = m.get("suite", {})
     name = suite.get("name", Path(root).name)
     machine = m.get("machine", {})
-    probs = len(suite.get("problems", [])) or len(store.problems())
-    opts = len(suite.get("optimizers", []))
+    an = _analysis(root)
+    probs, opts = an.problems, an.optimizers  # what ran, not what the suite file lists
+    what = (
+        f"{len(probs)} problems x {len(opts)} optimizers"
+        if len(probs) > 3 or len(opts) > 6
+        else f"{', '.join(probs)} x {', '.join(opts)}"
+    )
     lines = [
         f"# Results: the `{name}` suite",
         "",
-        f"{probs} problems x {opts} optimizers; budget {suite.get('steps')} steps"
+        f"{what}; budget {suite.get('steps')} steps"
         + (f" / {suite.get('evals')} gradient evaluations" if suite.get("evals") else "")
         + f" per run; {suite.get('starts')} random starts besides each problem's x0,"
         f" {suite.get('seeds')} seed(s). Produced by optzoo {m.get('optzoo')} (commit"
@@ -1883,11 +1888,11 @@ def readme_markdown(root: str | Path) -> str:
         f" {m.get('numpy')}, Python {m.get('python')} on {machine.get('cpus')} CPUs"
         f" ({machine.get('platform')}).",
         "",
-        "Regenerate: `python -m optzoo.bench"
-        + ("" if name == "default" else f" --config configs/{name}.toml")
-        + "` runs the suite and writes everything here; "
-        f"`python -m optzoo.report results/{name}` rewrites the tables and figures from the"
-        " stored runs alone. Wall times are only in `tables/timing.csv`.",
+        f"Regenerate: {_rerun_command(m)}"
+        f"`python -m optzoo.report {Path(root).as_posix()}` rewrites the tables and figures from"
+        " the stored runs alone, where they are kept (`cells/`; a published copy leaves them out"
+        " of git: the same suite and seed give the same tables). Wall times are only in"
+        " `tables/timing.csv`.",
         "",
         "## Headline",
         "",
@@ -1898,6 +1903,14 @@ def readme_markdown(root: str | Path) -> str:
         index_markdown(root),
     ]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _rerun_command(manifest: dict) -> str:
+    """How these results were produced: the command line the bench recorded, if any."""
+    command = manifest.get("command")
+    if not command:
+        return "the suite that ran (built in Python) is recorded in `manifest.json`; "
+    return f"`{command}` runs the suite and writes everything here; "
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -44,6 +45,12 @@ def cell_name(problem_key: str, optimizer: str) -> str:
     """A file-system-safe cell id, e.g. ``rosenbrock[dim=2]__adam``."""
     safe = "".join(c if c.isalnum() or c in "[]=,._-" else "_" for c in problem_key)
     return f"{safe}__{optimizer}"
+
+
+def safe_name(text: str) -> str:
+    """A short, file-system-safe directory name for a run (at most 40 characters)."""
+    slug = re.sub(r"[^A-Za-z0-9._=\[\],-]+", "_", text).strip("._") or "run"
+    return slug[:40]
 
 
 def _atomic_bytes(path: Path, write) -> None:

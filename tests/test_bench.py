@@ -211,9 +211,7 @@ def test_custom_losses_from_the_command_line(work):
         ["--config", "tiny.toml", "--problem", "mylosses:factory", "--quiet", "--no-report"], work
     )
     assert r.returncode == 0, r.stderr
-    runs = pd.read_parquet(
-        next((work / "results" / "custom-bowl" / "cells").glob("*.runs.parquet"))
-    )
+    runs = pd.read_parquet(next((work / "runs" / "custom-bowl" / "cells").glob("*.runs.parquet")))
     assert set(runs["problem"]) == {"bowl"}
     r = run_cli(
         [

@@ -11,10 +11,15 @@ from __future__ import annotations
 import ast
 import dataclasses
 import importlib
+import importlib.util
 import inspect
 import math
+import os
 import re
+import sys
+import zlib
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -52,24 +57,60 @@ def _with_fields(problem: Problem, fields: dict, spec: str) -> Problem:
         raise ConfigError(f"{spec!r}: {e}") from None
 
 
-def load(spec: str, x0: Sequence[float] | Tensor | None = None, **options: Any) -> Problem:
-    """Load a problem from ``"package.module:attr"`` (``attr`` may be dotted).
+def _import_user_module(name: str, spec: str) -> Any:
+    """The user's module, by file path or by module name.
 
-    ``attr`` may be a :class:`Problem`, a zero-argument factory returning one, or a loss callable
-    (batched, ``(..., d) -> (...)``, unless ``batched=False`` is passed), which needs ``x0``.
+    A file is imported under a private module name, and the current directory is only ever
+    appended to ``sys.path`` (where a plain ``import`` misses the module), never put first: a
+    folder named ``optzoo/`` beside the user's file (a clone, say) cannot shadow the package.
+    """
+    try:
+        if name.endswith(".py") or "/" in name or os.sep in name:
+            path = Path(name).expanduser().resolve()
+            if not path.is_file():
+                raise ConfigError(f"{spec!r}: no such file {name!r}")
+            key = f"_optzoo_user_{path.stem}_{zlib.crc32(str(path).encode()):08x}"
+            if key not in sys.modules:
+                found = importlib.util.spec_from_file_location(key, path)
+                module = importlib.util.module_from_spec(found)
+                sys.modules[key] = module  # so that its functions pickle into worker processes
+                try:
+                    found.loader.exec_module(module)
+                except BaseException:
+                    del sys.modules[key]
+                    raise
+            return sys.modules[key]
+        try:
+            return importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            here = os.getcwd()
+            if e.name != name.split(".")[0] or here in sys.path:
+                raise
+            sys.path.append(here)
+            return importlib.import_module(name)
+    except ConfigError:
+        raise
+    except Exception as e:  # the user's module: any failure is their error, reported in one line
+        raise ConfigError(f"cannot import {name!r} for {spec!r}: {_one_line(e)}") from None
+
+
+def load(spec: str, x0: Sequence[float] | Tensor | None = None, **options: Any) -> Problem:
+    """Load a problem from ``"package.module:attr"`` or ``"path/to/file.py:attr"``.
+
+    ``attr`` (which may be dotted) is a :class:`Problem`, a zero-argument factory returning one,
+    or a loss callable (batched, ``(..., d) -> (...)``, unless ``batched=False`` is passed),
+    which needs ``x0``.
     ``x0`` and ``options`` (any :class:`Problem` field: bounds, f_star, name, batched, ...) build
     the loss's Problem, or replace fields of a loaded one. Import failures, a missing attribute
     or a factory that fails raise :class:`ConfigError` in one line.
     """
-    if not isinstance(spec, str) or spec.count(":") != 1:
-        raise ConfigError(f"a problem spec must look like 'package.module:attr', got {spec!r}")
-    module_name, attr = (part.strip() for part in spec.split(":"))
+    form = "'package.module:attr' or 'path/to/file.py:attr'"
+    if not isinstance(spec, str) or ":" not in spec:
+        raise ConfigError(f"a problem spec must look like {form}, got {spec!r}")
+    module_name, _, attr = (part.strip() for part in spec.rpartition(":"))
     if not module_name or not attr:
-        raise ConfigError(f"a problem spec must look like 'package.module:attr', got {spec!r}")
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as e:  # the user's module: any failure is their error, reported in one line
-        raise ConfigError(f"cannot import {module_name!r} for {spec!r}: {_one_line(e)}") from None
+        raise ConfigError(f"a problem spec must look like {form}, got {spec!r}")
+    module = _import_user_module(module_name, spec)
     obj: Any = module
     for part in attr.split("."):
         if not hasattr(obj, part):
