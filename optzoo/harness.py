@@ -314,7 +314,9 @@ def _widen(suite: Suite, ospec: OptimizerSpec, cls, combos, rows, parts, problem
     runs, by ``metrics.best_setting``) is the axis's first or last; [] when every best is inside.
     Values the optimizer refuses (e.g. beyond 1 for a rate in (0, 1)) are left out."""
     cols = ("run", "evals", "steps", "f_final", "status", "solved", "evals_to", "steps_to")
-    tab = pd.DataFrame({k: np.concatenate([p[k] for p in parts]) for k in cols})
+    joined = {k: np.concatenate([p[k] for p in parts]) for k in cols}
+    # The first-hit columns are (runs, targets) arrays; a frame holds them as one row per run.
+    tab = pd.DataFrame({k: list(v) if v.ndim > 1 else v for k, v in joined.items()})
     tab = tab[[rows[i][1] > suite.starts for i in tab["run"]]]
     if tab.empty:
         return []
