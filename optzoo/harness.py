@@ -122,8 +122,15 @@ def _batched_hp(combos: list[dict], flags: frozenset[str], dtype) -> dict:
 
 
 def _column(vals: list, dtype) -> float | Tensor:
-    if all(v == vals[0] for v in vals):
-        return vals[0]
+    # Equal floats still become a tensor (of one value): torch rounds `number / tensor` as a
+    # reciprocal times the number, `tensor / tensor` as one division, so a batch whose lrs are
+    # all equal would round differently from a mixed one. Zeros and whole numbers stay Python
+    # values: the rules skip a zero term exactly as a per-run zero does, and counts are exact.
+    first = vals[0]
+    if all(v == first for v in vals):
+        if isinstance(first, int) or first == 0:
+            return first
+        return torch.tensor([first], dtype=dtype)
     return torch.tensor(vals, dtype=dtype)
 
 
