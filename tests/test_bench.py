@@ -77,7 +77,10 @@ def work(tmp_path: Path) -> Path:
 
 
 def files_under(p: Path) -> list[Path]:
-    return sorted(q for q in p.rglob("*") if q.is_file()) if p.exists() else []
+    """Result files (not the lock, which names the last process that held the directory)."""
+    if not p.exists():
+        return []
+    return sorted(q for q in p.rglob("*") if q.is_file() and q.name != ".lock")
 
 
 BAD_ARGS = [

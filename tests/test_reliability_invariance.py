@@ -88,7 +88,9 @@ def test_a_zero_in_a_mixed_grid_equals_an_all_zero_batch():
         assert_same_records(zero, mixed, f"{name} {key}=0")
 
 
-@pytest.mark.parametrize("problem,dtype", [("rnn_cliff", "float32"), ("teacher_student", "float64")])
+@pytest.mark.parametrize(
+    "problem,dtype", [("rnn_cliff", "float32"), ("teacher_student", "float64")]
+)
 def test_a_run_is_the_same_alone_and_in_chunks_of_any_size(problem, dtype):
     # 1, 33 and 65 runs: not multiples of 32 or 64, so an unpadded batch would put real runs in
     # the scalar tail of AVX2 (16 or 32 per block) and AVX-512 (32 or 64) loops.

@@ -46,6 +46,11 @@ def _is_factory(obj: Callable) -> bool:
 def _with_fields(problem: Problem, fields: dict, spec: str) -> Problem:
     if not fields:
         return problem
+    if "x0" in fields and len(torch.as_tensor(fields["x0"]).reshape(-1)) != problem.dim:
+        n = len(torch.as_tensor(fields["x0"]).reshape(-1))
+        raise ConfigError(
+            f"{spec!r} is a {problem.dim}-D problem; x0 has {n} values, it needs {problem.dim}"
+        )
     try:
         return dataclasses.replace(problem, **fields)
     except TypeError as e:  # not a Problem field
@@ -68,7 +73,7 @@ def load(spec: str, x0: Sequence[float] | Tensor | None = None, **options: Any) 
         raise ConfigError(f"a problem spec must look like 'package.module:attr', got {spec!r}")
     try:
         module = importlib.import_module(module_name)
-    except Exception as e:  # the user's module: any failure is their error, reported in one line
+    except (Exception, SystemExit) as e:  # the user's module: any failure is theirs, in one line
         raise ConfigError(f"cannot import {module_name!r} for {spec!r}: {_one_line(e)}") from None
     obj: Any = module
     for part in attr.split("."):
@@ -90,7 +95,7 @@ def load(spec: str, x0: Sequence[float] | Tensor | None = None, **options: Any) 
             made = obj()
         except ConfigError as e:
             raise ConfigError(f"{spec!r}: {e}") from None
-        except Exception as e:
+        except (Exception, SystemExit) as e:  # sys.exit() in a factory is a failure too
             raise ConfigError(f"calling {spec!r} failed: {_one_line(e)}") from None
         if not isinstance(made, Problem):
             raise ConfigError(
@@ -157,7 +162,13 @@ def _compile(node: ast.AST, text: str, index: dict[str, int]) -> Callable[[Tenso
     if isinstance(node, ast.Constant):
         if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
             raise bad("the constant")
-        value = float(node.value)
+        try:
+            value = float(node.value)
+        except OverflowError:
+            raise ConfigError(
+                f"expression {text[:60]!r}: a number in it is too large for a float "
+                "(at most about 1.8e308)"
+            ) from None
         # A tensor of x's dtype: Python arithmetic on big ints or negative bases would not be.
         return lambda x: torch.full((), value, dtype=x.dtype, device=x.device)
     if isinstance(node, ast.Name):
@@ -219,7 +230,10 @@ def _constant_value(node: ast.AST) -> float | None:
         and isinstance(node.value, (int, float))
         and not isinstance(node.value, bool)
     ):
-        return sign * float(node.value)
+        try:
+            return sign * float(node.value)
+        except OverflowError:
+            return None  # compiled as a constant, which refuses it in one line
     return None
 
 
