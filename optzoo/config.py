@@ -382,6 +382,8 @@ def optimizer_spec(name: str, raw: dict, label: str | None = None) -> OptimizerS
     hp = {k: _hp_axis(name, k, v) for k, v in raw.items()}
     for k, vals in hp.items():
         if k in cls.flags:
+            if isinstance(cls.defaults.get(k), bool) and not all(isinstance(v, bool) for v in vals):
+                raise ConfigError(f"optimizers.{name}.{k} must be true or false, got {vals[0]!r}")
             continue
         for v in vals:
             items = v if isinstance(v, tuple) else (v,)

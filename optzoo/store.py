@@ -91,17 +91,15 @@ def cell_name(problem_key: str, optimizer: str) -> str:
     return f"{safe_name(problem_key)}__{safe_name(optimizer)}"
 
 
-_MODE: int | None = None
-
-
 def file_mode() -> int:
     """The mode a new file gets from the process umask (0666 & ~umask), as open() would give."""
-    global _MODE
-    if _MODE is None:
-        umask = os.umask(0)
+    try:  # Linux says without changing it (changing it, even briefly, races other threads)
+        with open("/proc/self/status") as fh:
+            umask = next(int(line.split()[1], 8) for line in fh if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError):
+        umask = os.umask(0o022)
         os.umask(umask)
-        _MODE = 0o666 & ~umask
-    return _MODE
+    return 0o666 & ~umask
 
 
 @contextlib.contextmanager

@@ -51,6 +51,9 @@ def _with_fields(problem: Problem, fields: dict, spec: str) -> Problem:
         raise ConfigError(
             f"{spec!r} is a {problem.dim}-D problem; x0 has {n} values, it needs {problem.dim}"
         )
+    # Bounds as one (lo, hi) row per coordinate: the stored (2, d) form reads the other way
+    # round when d = 2, and would be refused.
+    fields = {"bounds": problem.bounds.T, **fields}
     try:
         return dataclasses.replace(problem, **fields)
     except TypeError as e:  # not a Problem field
