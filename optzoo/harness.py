@@ -32,7 +32,7 @@ from optzoo.errors import ConfigError
 from optzoo.metrics import LADDER
 from optzoo.problems.base import Problem
 from optzoo.problems.oracle import Oracle
-from optzoo.store import Store, cell_name
+from optzoo.store import Store, cell_name, default_out
 
 RUN_COLUMNS = {
     "problem": "problem key, e.g. rosenbrock[dim=2]",
@@ -865,7 +865,7 @@ def run(
     ``workers``: processes for the local executor (default: one per core; 1 = this process).
     """
     suite = suite_or_path if isinstance(suite_or_path, Suite) else config_mod.load(suite_or_path)
-    out = Path(out) if out is not None else Path("results") / suite.name
+    out = Path(out) if out is not None else default_out(suite.name)
     run_suite(
         suite,
         out,
