@@ -76,9 +76,14 @@ def run_command(prog: str, body: Callable[[], int], debug: bool = False) -> int:
     SIGTERM 143, after the body's ``finally`` blocks stopped the workers. Anything else is an
     internal error: exit 1. ``debug`` prints the traceback first.
     """
+    import threading
+
     from optzoo.errors import ConfigError
 
-    terminate_like_interrupt()
+    main_thread = threading.current_thread() is threading.main_thread()  # signals need it
+    saved = signal.getsignal(signal.SIGTERM)
+    if main_thread:
+        terminate_like_interrupt()
     try:
         return body()
     except BaseException as e:
@@ -101,6 +106,9 @@ def run_command(prog: str, body: Callable[[], int], debug: bool = False) -> int:
             line, code = f"internal error: {type(e).__name__}: {first}{hint}", 1
         print(f"{prog}: {' '.join(line.split())}", file=sys.stderr)
         return code
+    finally:
+        if main_thread:  # main() may be called from a longer-lived program
+            signal.signal(signal.SIGTERM, saved)
 
 
 _PR_SET_PDEATHSIG = 1  # from linux/prctl.h

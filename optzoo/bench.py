@@ -122,7 +122,6 @@ def _names(flag: str, v: str) -> list[str]:
 
 def prepare(args: argparse.Namespace):
     """Everything a run needs, validated; nothing is written. Returns (suite, custom, out)."""
-
     from optzoo import config, problems, runtime, store
     from optzoo.config import ProblemSpec
 
