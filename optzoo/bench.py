@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-memory",
         dest="max_memory",
         help="refuse a cell estimated to need more memory than this, e.g. 4G "
-        "(default: the machine's physical memory)",
+        "(default: the memory available now)",
     )
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     return p

@@ -13,7 +13,7 @@ A cell of R runs on a d-dimensional problem holds, at its peak (bytes per number
 R counts the padding (see ``harness.padded_size``). The optimizer state is measured by calling
 the optimizer's own ``init`` on the ``meta`` device, which allocates nothing, so a new optimizer
 is estimated without being listed anywhere. The estimate errs high: it is compared with the
-machine's physical memory (or ``--max-memory``) to refuse, in one line, a cell that cannot fit,
+machine's available memory (or ``--max-memory``) to refuse, in one line, a cell that cannot fit,
 before the cell allocates until the system runs out.
 """
 
@@ -43,7 +43,15 @@ class CellSize:
 
 
 def physical_memory() -> int | None:
-    """The machine's physical memory in bytes, if the platform says."""
+    """The memory this machine can give a cell now, in bytes: Linux's MemAvailable where it is
+    known (what can be allocated without swapping), else the physical memory, if known."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
@@ -93,10 +101,10 @@ def peak_bytes(size: CellSize, state: int, hessians: bool, trace_points: int) ->
 
 
 def check_fits(what: str, need: int, limit: int | None) -> None:
-    """Refuse a cell whose estimate exceeds ``limit`` bytes (None: the physical memory)."""
+    """Refuse a cell whose estimate exceeds ``limit`` bytes (None: the memory available now)."""
     flag = "--max-memory"
     if limit is None:
-        limit, flag = physical_memory(), "the machine's memory"
+        limit, flag = physical_memory(), "the memory available"
     if limit is not None and need > limit:
         raise ConfigError(
             f"{what} would need about {human(need)} of memory, more than {flag} "

@@ -197,7 +197,12 @@ MALFORMED = [
     (["{extra:[options]\nbatch_size = 0}"], "batch_size"),
     (["{extra:[options]\nschedule = 'sometimes'}"], "schedule"),
     (["{full:" + NEWTON_1E5 + "}"], "memory"),
-    (["{cfg:steps = 1000000000}"], "memory"),
+    # 9 kept 2-D paths of 10^9 + 1 steps: over 200 GB of path buffer.
+    (
+        ["{opt:lr = [1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2]}", "--steps", "1000000000"],
+        "memory",
+    ),
+    (["{cfg:steps = 1000000000}", "--max-memory", "4G"], "memory"),
 ]
 if not __import__("torch").cuda.is_available():
     MALFORMED += [(["--device", "cuda"], "CUDA"), (["{cfg:device = 'cuda'}"], "CUDA")]
