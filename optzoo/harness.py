@@ -33,7 +33,7 @@ from optzoo.errors import ConfigError
 from optzoo.metrics import LADDER
 from optzoo.problems.base import Problem
 from optzoo.problems.oracle import Oracle
-from optzoo.store import Store, cell_name
+from optzoo.store import Store, cell_name, default_out
 
 RUN_COLUMNS = {
     "problem": "problem key, e.g. rosenbrock[dim=2]",
@@ -125,8 +125,15 @@ def _batched_hp(combos: list[dict], flags: frozenset[str], dtype) -> dict:
 
 
 def _column(vals: list, dtype) -> float | Tensor:
-    if all(v == vals[0] for v in vals):
-        return vals[0]
+    # Equal floats still become a tensor (of one value): torch rounds `number / tensor` as a
+    # reciprocal times the number, `tensor / tensor` as one division, so a batch whose lrs are
+    # all equal would round differently from a mixed one. Zeros and whole numbers stay Python
+    # values: the rules skip a zero term exactly as a per-run zero does, and counts are exact.
+    first = vals[0]
+    if all(v == first for v in vals):
+        if isinstance(first, int) or first == 0:
+            return first
+        return torch.tensor([first], dtype=dtype)
     return torch.tensor(vals, dtype=dtype)
 
 
@@ -964,7 +971,7 @@ def run(
     ``workers``: processes for the local executor (default: one per core; 1 = this process).
     """
     suite = suite_or_path if isinstance(suite_or_path, Suite) else config_mod.load(suite_or_path)
-    out = Path(out) if out is not None else Path("results") / suite.name
+    out = Path(out) if out is not None else default_out(suite.name)
     run_suite(
         suite,
         out,

@@ -27,10 +27,8 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import re
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -40,7 +38,7 @@ import pandas as pd
 
 from optzoo import metrics, stats
 from optzoo.errors import ConfigError
-from optzoo.store import Store, cell_name, write_text
+from optzoo.store import Store, atomic_path, cell_name, locked, write_text
 
 CATEGORY_ORDER = ("saddle", "ravine", "plateau", "cliff", "multimodal", "neural", "custom")
 TABLES, FIGURES_DIR = "tables", "figures"
@@ -971,18 +969,11 @@ def _save(fig, outdir: Path, name: str) -> list[Path]:
     paths = []
     for ext in FIG_FORMATS:
         final = outdir / f"{name}.{ext}"
-        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=outdir)
-        os.close(fd)
-        try:
+        with atomic_path(final) as tmp:
             meta = {"Date": None} if ext == "svg" else {"Software": None}
             fig.savefig(tmp, format=ext, dpi=DPI, metadata=meta)
             # The layout is settled by the first save; the second format reuses it.
             fig.set_layout_engine("none")
-            os.replace(tmp, final)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
         paths.append(final)
     return paths
 
@@ -1729,9 +1720,10 @@ def figure_critical_points(data: Analysis | str | Path, outdir: Path | None = No
         ["f_final", "problem", "optimizer", "run"], kind="stable"
     )
     typ = big.iloc[(len(big) - 1) // 2]
-    if "eigenvalues" in b.columns:
-        ev = np.asarray(typ["eigenvalues"], float)
-        ev = ev[np.isfinite(ev)]
+    ev = np.asarray(typ["eigenvalues"] if "eigenvalues" in b.columns else [], float)
+    ev = ev[np.isfinite(ev)]
+    # Spectra are stored up to 64 dimensions only: a larger network falls back to the index.
+    if ev.size:
         # Eigenvalues span decades on both sides of zero: a symmetric log axis shows them all.
         lim = max(float(np.abs(ev).max()), 1e-12)
         thresh = max(lim * 1e-6, 1e-12)
@@ -1913,8 +1905,27 @@ def _rerun_command(manifest: dict) -> str:
     return f"`{command}` runs the suite and writes everything here; "
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line and exit 2, like every other user error
+        raise ConfigError(f"{message} (see --help)")
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
+    """Regenerate a results directory's tables and figures; returns the exit code.
+
+    0 done; 2 a user or environment error (no such directory, a damaged or incomplete store,
+    the directory in use, OSError), one line on stderr; 130 Ctrl-C, 143 SIGTERM (the figure
+    workers are stopped, temporary files removed); 1 an internal error. ``--debug`` adds the
+    traceback.
+    """
+    from optzoo import _pool
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    return _pool.run_command("optzoo.report", lambda: _main(argv), debug="--debug" in argv)
+
+
+def _main(argv: list[str]) -> int:
+    p = _Parser(
         prog="python -m optzoo.report",
         description="Regenerate the tables and figures of a results directory from its runs.",
     )
@@ -1923,13 +1934,17 @@ def main(argv: list[str] | None = None) -> int:
         "--compare", help="a second results directory for the cliff figure (e.g. clipped)"
     )
     p.add_argument("--no-figures", dest="figures", action="store_false", help="tables only")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     args = p.parse_args(argv)
-    try:
-        files = write(args.dir, compare=args.compare, figures=args.figures)
-    except ConfigError as e:
-        print(f"optzoo.report: error: {e}", file=sys.stderr)
-        return 2
-    print(f"optzoo.report: wrote {len(files)} files under {args.dir} ({TABLES}/, {FIGURES_DIR}/)")
+    root = Path(args.dir)
+    if not (root / "manifest.json").is_file():
+        raise ConfigError(f"{root} is not a results directory (no manifest.json)")
+    with locked(root):
+        store = Store(root)
+        store.clean_temporary()
+        store.check()  # a damaged or unfinished cell: one line, rather than a table without it
+        files = write(root, compare=args.compare, figures=args.figures)
+    print(f"optzoo.report: wrote {len(files)} files under {root} ({TABLES}/, {FIGURES_DIR}/)")
     return 0
 
 

@@ -51,6 +51,14 @@ def _is_factory(obj: Callable) -> bool:
 def _with_fields(problem: Problem, fields: dict, spec: str) -> Problem:
     if not fields:
         return problem
+    if "x0" in fields and len(torch.as_tensor(fields["x0"]).reshape(-1)) != problem.dim:
+        n = len(torch.as_tensor(fields["x0"]).reshape(-1))
+        raise ConfigError(
+            f"{spec!r} is a {problem.dim}-D problem; x0 has {n} values, it needs {problem.dim}"
+        )
+    # Bounds as one (lo, hi) row per coordinate: the stored (2, d) form reads the other way
+    # round when d = 2, and would be refused.
+    fields = {"bounds": problem.bounds.T, **fields}
     try:
         return dataclasses.replace(problem, **fields)
     except TypeError as e:  # not a Problem field
@@ -90,7 +98,7 @@ def _import_user_module(name: str, spec: str) -> Any:
             return importlib.import_module(name)
     except ConfigError:
         raise
-    except Exception as e:  # the user's module: any failure is their error, reported in one line
+    except (Exception, SystemExit) as e:  # the user's module: any failure is theirs, in one line
         raise ConfigError(f"cannot import {name!r} for {spec!r}: {_one_line(e)}") from None
 
 
@@ -131,7 +139,7 @@ def load(spec: str, x0: Sequence[float] | Tensor | None = None, **options: Any) 
             made = obj()
         except ConfigError as e:
             raise ConfigError(f"{spec!r}: {e}") from None
-        except Exception as e:
+        except (Exception, SystemExit) as e:  # sys.exit() in a factory is a failure too
             raise ConfigError(f"calling {spec!r} failed: {_one_line(e)}") from None
         if not isinstance(made, Problem):
             raise ConfigError(
@@ -198,7 +206,13 @@ def _compile(node: ast.AST, text: str, index: dict[str, int]) -> Callable[[Tenso
     if isinstance(node, ast.Constant):
         if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
             raise bad("the constant")
-        value = float(node.value)
+        try:
+            value = float(node.value)
+        except OverflowError:
+            raise ConfigError(
+                f"expression {text[:60]!r}: a number in it is too large for a float "
+                "(at most about 1.8e308)"
+            ) from None
         # A tensor of x's dtype: Python arithmetic on big ints or negative bases would not be.
         return lambda x: torch.full((), value, dtype=x.dtype, device=x.device)
     if isinstance(node, ast.Name):
@@ -260,7 +274,10 @@ def _constant_value(node: ast.AST) -> float | None:
         and isinstance(node.value, (int, float))
         and not isinstance(node.value, bool)
     ):
-        return sign * float(node.value)
+        try:
+            return sign * float(node.value)
+        except OverflowError:
+            return None  # compiled as a constant, which refuses it in one line
     return None
 
 
