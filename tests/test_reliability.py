@@ -197,12 +197,21 @@ MALFORMED = [
     (["{extra:[options]\nbatch_size = 0}"], "batch_size"),
     (["{extra:[options]\nschedule = 'sometimes'}"], "schedule"),
     (["{full:" + NEWTON_1E5 + "}"], "memory"),
-    # 9 kept 2-D paths of 10^9 + 1 steps: over 200 GB of path buffer.
+    # A suite bounds steps at 10^7 (10^9 steps of a 2-D path once tried to allocate 24 GB) ...
+    (["--steps", "1000000000"], "steps"),
+    (["{cfg:steps = 1000000000}"], "steps"),
+    # ... and 9 kept 2-D paths of 10^7 + 1 steps, 1.4 GB of path buffer, exceed a 1 GB limit.
     (
-        ["{opt:lr = [1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2]}", "--steps", "1000000000"],
+        [
+            "{opt:lr = [1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2]}",
+            "--steps",
+            "10000000",
+            "--max-memory",
+            "1G",
+        ],
         "memory",
     ),
-    (["{cfg:steps = 1000000000}", "--max-memory", "4G"], "memory"),
+    (["{cfg:steps = 10000000}", "--max-memory", "100M"], "memory"),
 ]
 if not __import__("torch").cuda.is_available():
     MALFORMED += [(["--device", "cuda"], "CUDA"), (["{cfg:device = 'cuda'}"], "CUDA")]
