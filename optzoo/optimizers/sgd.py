@@ -72,7 +72,8 @@ class SGD(FirstOrder):
         mom = hp["momentum"]
         if not (isinstance(mom, float | int) and mom == 0):
             later = mom * buf + (1 - hp["dampening"]) * g
-            buf = torch.where(state.step == 0, g, later)
+            # torch starts the buffer from a detached copy of g: no meta-gradient flows through it.
+            buf = torch.where(state.step == 0, g.detach(), later)
             stepped = g + mom * buf if hp["nesterov"] else buf
             # A run with momentum 0 takes torch's plain step whatever its dampening.
             g = torch.where(mom == 0, g, stepped) if isinstance(mom, Tensor) else stepped
