@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from optzoo.errors import ConfigError
-from optzoo.optimizers.base import FirstOrder
+from optzoo.optimizers.base import FirstOrder, add_scaled
 
 
 class AdamState(NamedTuple):
@@ -103,10 +103,11 @@ class Adam(FirstOrder):
             if hp["decoupled_weight_decay"]:
                 x = x * (1 - lr * wd)
             else:
-                g = g + wd * x
+                g = add_scaled(g, x, wd)
         beta1, beta2 = hp["betas"]
         exp_avg = torch.lerp(state.exp_avg, g, 1 - beta1)
-        exp_avg_sq = beta2 * state.exp_avg_sq + (1 - beta2) * g * g
+        # addcmul, as torch: its kernel rounds the product differently than mul then add.
+        exp_avg_sq = torch.addcmul(beta2 * state.exp_avg_sq, (1 - beta2) * g, g)
         max_sq = state.max_exp_avg_sq
         if hp["amsgrad"]:
             max_sq = torch.maximum(max_sq, exp_avg_sq)
