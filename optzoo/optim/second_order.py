@@ -323,7 +323,7 @@ class LBFGS(_RuleDropIn):
         slots = [(int(state.start[0]) + j) % m for j in range(int(state.count[0]))]
         stored.update(
             d=state.d[0].clone(),
-            t=float(state.t[0]),
+            t=state.t[0].clone(),  # torch's is a 0-d tensor after a line search, else a float
             old_dirs=[state.old_dirs[0, i].clone() for i in slots],
             old_stps=[state.old_stps[0, i].clone() for i in slots],
             ro=[state.ro[0, i].clone() for i in slots],
