@@ -266,6 +266,8 @@ class LBFGS(_RuleDropIn):
         history_size: int = 100,
         line_search_fn: str | None = None,
     ) -> None:
+        if isinstance(lr, Tensor) and lr.numel() != 1:
+            raise ValueError("Tensor lr must be 1-element")
         if max_eval is None:
             max_eval = max_iter * 5 // 4  # as torch: fixed at construction
         defaults = dict(
