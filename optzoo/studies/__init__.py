@@ -1,0 +1,29 @@
+"""Designed studies, one per effect of the theory; ``python -m optzoo.study NAME`` runs one.
+
+Each entry names the module that defines ``STUDY`` (a :class:`optzoo.studies.base.Study`); the
+module is imported only when its study runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from optzoo.errors import ConfigError
+from optzoo.studies.base import Outcome, Study, Summary, publish, write_index
+
+STUDIES: dict[str, str] = {}
+
+
+def names() -> list[str]:
+    """The registered studies, sorted."""
+    return sorted(STUDIES)
+
+
+def get(name: str) -> Study:
+    """The study called ``name``; an unknown name raises ConfigError listing the valid ones."""
+    if name not in STUDIES:
+        raise ConfigError(f"unknown study {name!r}; choose from {names()} or 'all'")
+    return importlib.import_module(STUDIES[name]).STUDY
+
+
+__all__ = ["STUDIES", "Outcome", "Study", "Summary", "get", "names", "publish", "write_index"]
