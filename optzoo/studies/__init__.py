@@ -11,7 +11,15 @@ import importlib
 from optzoo.errors import ConfigError
 from optzoo.studies.base import Outcome, Study, Summary, publish, write_index
 
-STUDIES: dict[str, str] = {}
+STUDIES: dict[str, str] = {
+    # Studies II (issue 18): ravines, plateaus, cliffs, noise and learning-rate decay.
+    "ravine-zigzag": "optzoo.studies.ravine_zigzag",
+    "plateau": "optzoo.studies.plateau",
+    "cliff-clipping": "optzoo.studies.cliff_clipping",
+    "minibatch-noise": "optzoo.studies.minibatch_noise",
+    "lr-decay": "optzoo.studies.lr_decay",
+    "adagrad-rmsprop": "optzoo.studies.adagrad_rmsprop",
+}
 
 
 def names() -> list[str]:
