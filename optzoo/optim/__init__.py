@@ -1,14 +1,16 @@
 """``torch.optim.Optimizer`` drop-ins, thin adapters over the batched rules of
 :mod:`optzoo.optimizers`.
 
-``SGD``, ``Adagrad``, ``RMSprop``, ``Adam``, ``AdamW`` and ``LBFGS`` take torch.optim's
-constructor arguments and defaults and match it step for step. ``Momentum``, ``Nesterov``,
-``AdaDelta``, ``Newton``, ``BFGS`` and ``DFP`` complete the zoo.
+``SGD``, ``Adagrad``, ``RMSprop``, ``Adam``, ``AdamW``, ``Adadelta`` and ``LBFGS`` take
+torch.optim's constructor arguments and defaults, match it step for step, and exchange state dicts
+with it. ``Momentum``, ``Nesterov``, ``Newton``, ``BFGS`` and ``DFP`` complete the zoo;
+``AdaDelta`` is an alias of ``Adadelta``.
 """
 
 from optzoo.optim.first_order import (
     SGD,
     AdaDelta,
+    Adadelta,
     Adagrad,
     Adam,
     AdamW,
@@ -24,6 +26,7 @@ __all__ = [
     "DFP",
     "SGD",
     "AdaDelta",
+    "Adadelta",
     "Adagrad",
     "Adam",
     "AdamW",

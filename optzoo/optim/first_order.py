@@ -1,17 +1,19 @@
 """First-order ``torch.optim`` drop-ins: torch's constructor arguments and defaults, optzoo's rules.
 
-``foreach``, ``fused``, ``capturable`` and ``differentiable`` are accepted for compatibility and
-kept in the param groups; they change nothing (each rule has one implementation, and steps run
-without autograd).
+``differentiable=True`` makes the step part of the autograd graph, as in torch. ``foreach`` and
+``fused`` select torch kernels; here they are checked as torch checks them and otherwise change
+nothing (each rule has one implementation). ``capturable=True`` is refused off CUDA-like devices,
+as torch refuses it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
+import torch
 from torch import Tensor
 
-from optzoo.optim.base import RuleOptimizer
+from optzoo.optim.base import RuleOptimizer, scalar_dtype
 from optzoo.optimizers import adadelta, adagrad, adam, rmsprop, sgd
 
 
@@ -19,6 +21,9 @@ class SGD(RuleOptimizer):
     """torch.optim.SGD on the rule of :class:`optzoo.optimizers.sgd.SGD`."""
 
     rule = sgd.SGD
+    # torch keeps only the buffer; its presence says whether the first step was taken.
+    torch_keys = {"step": None, "buf": "momentum_buffer"}
+    sparse = "dense"
 
     def __init__(
         self,
@@ -46,6 +51,14 @@ class SGD(RuleOptimizer):
             fused=fused,
         )
         super().__init__(params, defaults)
+
+    def _rule_state(self, stored: dict[str, Any], x: Tensor, group: dict[str, Any]) -> NamedTuple:
+        state = super()._rule_state(stored, x, group)
+        return state._replace(step=x.new_full((1, 1), float("momentum_buffer" in stored)))
+
+    def _store(self, stored: dict[str, Any], state: NamedTuple, p: Tensor, group: dict) -> None:
+        if group["momentum"] != 0:  # as torch: no state at all without momentum
+            super()._store(stored, state, p, group)
 
 
 class Momentum(SGD):
@@ -117,11 +130,13 @@ class Nesterov(SGD):
 class Adagrad(RuleOptimizer):
     """torch.optim.Adagrad on the rule of :class:`optzoo.optimizers.adagrad.Adagrad`.
 
-    One difference: a param group's own ``initial_accumulator_value`` is used for its
-    parameters (torch uses the constructor's for every group).
+    As torch, the state of the constructor's parameters is made at construction, with the
+    constructor's ``initial_accumulator_value`` for every group. A param group added later (which
+    torch cannot step) starts from its own ``initial_accumulator_value``.
     """
 
     rule = adagrad.Adagrad
+    sparse = "masked"
 
     def __init__(
         self,
@@ -149,6 +164,16 @@ class Adagrad(RuleOptimizer):
             fused=fused,
         )
         super().__init__(params, defaults)
+        for group in self.param_groups:
+            for p in group["params"]:
+                v = initial_accumulator_value
+                self.state[p]["step"] = torch.tensor(0.0, dtype=scalar_dtype(group["fused"]))
+                self.state[p]["sum"] = torch.full_like(p, complex(v, v) if p.is_complex() else v)
+
+    def share_memory(self) -> None:
+        """Move the accumulators to shared memory, as torch.optim.Adagrad does."""
+        for state in self.state.values():
+            state["sum"].share_memory_()
 
 
 class RMSprop(RuleOptimizer):
@@ -189,6 +214,8 @@ class Adam(RuleOptimizer):
     """torch.optim.Adam on the rule of :class:`optzoo.optimizers.adam.Adam`."""
 
     rule = adam.Adam
+    # torch derives beta^t from the step and the current betas; so do the drop-ins.
+    torch_keys = {"beta1_power": None, "beta2_power": None}
 
     def __init__(
         self,
@@ -219,7 +246,30 @@ class Adam(RuleOptimizer):
             fused=fused,
             decoupled_weight_decay=decoupled_weight_decay,
         )
+        _check_tensor_betas(lr, betas, foreach, capturable)
         super().__init__(params, defaults)
+
+    def _hyper(self, group: dict[str, Any], state: NamedTuple, x: Tensor) -> dict[str, Any]:
+        hp = super()._hyper(group, state, x)
+        t = state.step + 1
+        hp["beta_powers"] = tuple(b**t for b in hp["betas"])
+        return hp
+
+
+def _check_tensor_betas(lr: Any, betas: Any, foreach: bool | None, capturable: bool) -> None:
+    """torch.optim.Adam's refusals of tensor lr and betas."""
+    if isinstance(lr, Tensor) and foreach and not capturable:
+        raise ValueError("lr as a Tensor is not supported for capturable=False and foreach=True")
+    if isinstance(betas[0], Tensor) != isinstance(betas[1], Tensor):
+        raise ValueError("betas must be either both floats or both Tensors")
+    for i, b in enumerate(betas):
+        if isinstance(b, Tensor):
+            if foreach and not capturable:
+                raise ValueError(
+                    f"betas[{i}] as a Tensor is not supported for capturable=False and foreach=True"
+                )
+            if b.numel() != 1:
+                raise ValueError(f"Tensor betas[{i}] must be 1-element")
 
 
 class AdamW(Adam):
@@ -264,7 +314,7 @@ class AdamW(Adam):
             group["decoupled_weight_decay"] = True
 
 
-class AdaDelta(RuleOptimizer):
+class Adadelta(RuleOptimizer):
     """torch.optim.Adadelta on the rule of :class:`optzoo.optimizers.adadelta.AdaDelta`."""
 
     rule = adadelta.AdaDelta
@@ -295,4 +345,16 @@ class AdaDelta(RuleOptimizer):
         super().__init__(params, defaults)
 
 
-__all__ = ["SGD", "AdaDelta", "Adagrad", "Adam", "AdamW", "Momentum", "Nesterov", "RMSprop"]
+AdaDelta = Adadelta  # optzoo's earlier name
+
+__all__ = [
+    "SGD",
+    "AdaDelta",
+    "Adadelta",
+    "Adagrad",
+    "Adam",
+    "AdamW",
+    "Momentum",
+    "Nesterov",
+    "RMSprop",
+]

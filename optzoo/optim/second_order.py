@@ -10,7 +10,9 @@ same points, as torch.optim.LBFGS.
 
 The rule's state is kept in ``self.state[first parameter]`` (torch.optim.LBFGS's place for it),
 tensors with the run axis of length 1 and counters as Python ints, so ``state_dict`` and
-``load_state_dict`` work as for any torch optimizer.
+``load_state_dict`` work as for any torch optimizer. L-BFGS keeps torch.optim.LBFGS's own layout
+there (history as Python lists, oldest first), so its state dicts interchange with torch's.
+Complex parameters are taken as their real views, as torch does.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
+from optzoo.optim.base import real_view
 from optzoo.optimizers import lbfgs, newton
 from optzoo.optimizers.base import Optimizer as Rule
 from optzoo.problems.oracle import HESSIAN_PER_DIM, Counts
@@ -63,7 +66,7 @@ class ClosureOracle:
         self.params = list(params)
         self.closure = closure
         self.R = 1
-        self.d = sum(p.numel() for p in self.params)
+        self.d = sum(real_view(p).numel() for p in self.params)
         p0 = self.params[0]
         z = torch.zeros(1, dtype=torch.int64, device=p0.device)
         self.counts = Counts(z.clone(), z.clone(), z.clone(), z.clone())
@@ -88,6 +91,7 @@ class ClosureOracle:
         with torch.no_grad():
             offset = 0
             for p in self.params:
+                p = real_view(p)
                 p.copy_(x[0, offset : offset + p.numel()].view_as(p))
                 offset += p.numel()
 
@@ -102,7 +106,7 @@ class ClosureOracle:
     def _flat(self, grads: Sequence[Tensor | None]) -> Tensor:
         return torch.cat(
             [
-                (torch.zeros_like(p) if g is None else g.to_dense()).reshape(-1)
+                real_view(torch.zeros_like(p) if g is None else g.to_dense()).reshape(-1)
                 for p, g in zip(self.params, grads, strict=True)
             ]
         )
@@ -175,11 +179,12 @@ class _RuleDropIn(torch.optim.Optimizer):
                 f"{type(self).__name__} doesn't support per-parameter options (parameter groups)"
             )
         self._params: list[Tensor] = self.param_groups[0]["params"]
-        p0 = self._params[0]
+        p0 = real_view(self._params[0])
         for p in self._params:
-            if p.is_complex() or p.dtype != p0.dtype or p.device != p0.device:
+            if real_view(p).dtype != p0.dtype or p.device != p0.device:
                 raise ValueError(
-                    f"{type(self).__name__} needs real parameters of one dtype on one device"
+                    f"{type(self).__name__} needs parameters of one dtype (complex ones are "
+                    "taken as real pairs) on one device"
                 )
         self._make_rule(self.param_groups[0])  # validates the hyperparameters
 
@@ -191,7 +196,8 @@ class _RuleDropIn(torch.optim.Optimizer):
         return self.rule(**hp)
 
     def _flat_params(self) -> Tensor:
-        return torch.cat([p.detach().reshape(-1) for p in self._params]).reshape(1, -1)
+        flat = [real_view(p.detach()).reshape(-1) for p in self._params]
+        return torch.cat(flat).reshape(1, -1)
 
     def _load_state(self, rule: Rule, x: Tensor) -> NamedTuple:
         stored = self.state[self._params[0]]
@@ -214,10 +220,20 @@ class _RuleDropIn(torch.optim.Optimizer):
             stored[name] = int(t[0]) if not t.is_floating_point() else t
 
     @torch.no_grad()
-    def step(self, closure: Callable[[], Any]) -> Any:  # type: ignore[override]
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
         """One step of the rule; returns the closure's loss at the starting point."""
+        name = type(self).__name__
         if closure is None:
-            raise RuntimeError(f"{type(self).__name__}.step needs a closure")
+            raise TypeError(
+                f"{name}.step needs a closure: a function that recomputes the loss, calls "
+                "loss.backward() and returns the loss, e.g. opt.step(closure)"
+            )
+        if len(self.param_groups) != 1:
+            # As torch.optim.LBFGS: add_param_group is allowed, stepping two groups is not.
+            raise AssertionError(
+                f"{name} takes exactly one param group, got {len(self.param_groups)}: all "
+                "parameters form one vector; put them in one group"
+            )
         rule = self._make_rule(self.param_groups[0])
         x = self._flat_params()
         oracle = ClosureOracle(self._params, closure)
@@ -231,7 +247,10 @@ class LBFGS(_RuleDropIn):
     """torch.optim.LBFGS on the batched rule of :class:`optzoo.optimizers.lbfgs.LBFGS`.
 
     Same arguments, defaults and step-for-step behaviour, closure calls included (see that
-    module on dot products). Parameters must be real (torch also takes complex ones).
+    module on dot products), and torch's state layout: ``func_evals``, ``n_iter`` (ints), ``d``,
+    ``t``, ``old_dirs``, ``old_stps``, ``ro`` (lists, oldest first), ``H_diag``,
+    ``prev_flat_grad``, ``prev_loss``. The rule's ring buffer is rebuilt from the lists each
+    step; the lists are read back from it, oldest first.
     """
 
     rule = lbfgs.LBFGS
@@ -247,6 +266,8 @@ class LBFGS(_RuleDropIn):
         history_size: int = 100,
         line_search_fn: str | None = None,
     ) -> None:
+        if isinstance(lr, Tensor) and lr.numel() != 1:
+            raise ValueError("Tensor lr must be 1-element")
         if max_eval is None:
             max_eval = max_iter * 5 // 4  # as torch: fixed at construction
         defaults = dict(
@@ -259,6 +280,59 @@ class LBFGS(_RuleDropIn):
             line_search_fn=line_search_fn,
         )
         super().__init__(params, defaults)
+
+    def _load_state(self, rule: Rule, x: Tensor) -> NamedTuple:
+        stored = self.state[self._params[0]]
+        state = rule.init(x)
+
+        def column(v: Any, dtype: torch.dtype = x.dtype) -> Tensor:
+            return torch.tensor([float(v)], dtype=dtype, device=x.device)
+
+        state = state._replace(
+            n_iter=column(stored.get("n_iter", 0), torch.int64),
+            func_evals=column(stored.get("func_evals", 0), torch.int64),
+        )
+        if stored.get("d") is None:  # no iteration taken yet
+            return state
+        m = state.old_dirs.shape[1]
+        dirs, stps, ro = stored["old_dirs"][-m:], stored["old_stps"][-m:], stored["ro"][-m:]
+        k = len(dirs)
+        old_dirs, old_stps, ring_ro = state.old_dirs.clone(), state.old_stps.clone(), state.ro
+        if k:
+            old_dirs[0, :k] = torch.stack(dirs).to(x.dtype)
+            old_stps[0, :k] = torch.stack(stps).to(x.dtype)
+            ring_ro = ring_ro.clone()
+            ring_ro[0, :k] = torch.stack([torch.as_tensor(r) for r in ro]).to(x.dtype)
+        return state._replace(
+            d=stored["d"].reshape(1, -1).to(x.dtype),
+            t=column(stored["t"]),
+            old_dirs=old_dirs,
+            old_stps=old_stps,
+            ro=ring_ro,
+            count=column(k, torch.int64),
+            H_diag=column(stored["H_diag"]),
+            prev_flat_grad=stored["prev_flat_grad"].reshape(1, -1).to(x.dtype),
+            prev_loss=column(stored["prev_loss"]),
+        )
+
+    def _save_state(self, state: NamedTuple) -> None:
+        stored = self.state[self._params[0]]
+        stored["func_evals"] = int(state.func_evals[0])
+        stored["n_iter"] = int(state.n_iter[0])
+        if stored["n_iter"] == 0:  # stopped before any iteration: torch keeps the counters only
+            return
+        m = state.old_dirs.shape[1]
+        slots = [(int(state.start[0]) + j) % m for j in range(int(state.count[0]))]
+        stored.update(
+            d=state.d[0].clone(),
+            t=state.t[0].clone(),  # torch's is a 0-d tensor after a line search, else a float
+            old_dirs=[state.old_dirs[0, i].clone() for i in slots],
+            old_stps=[state.old_stps[0, i].clone() for i in slots],
+            ro=[state.ro[0, i].clone() for i in slots],
+            H_diag=state.H_diag[0].clone(),
+            prev_flat_grad=state.prev_flat_grad[0].clone(),
+            prev_loss=float(state.prev_loss[0]),
+        )
 
 
 class Newton(_RuleDropIn):

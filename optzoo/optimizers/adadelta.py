@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from optzoo.optimizers.base import FirstOrder
+from optzoo.optimizers.base import FirstOrder, add_scaled
 
 
 class AdaDeltaState(NamedTuple):
@@ -61,9 +61,10 @@ class AdaDelta(FirstOrder):
             g = -g
         wd = hp["weight_decay"]
         if not (isinstance(wd, float | int) and wd == 0):
-            g = g + wd * x
+            g = add_scaled(g, x, wd)
         rho, eps = hp["rho"], hp["eps"]
-        square_avg = rho * state.square_avg + (1 - rho) * g * g
+        # addcmul, as torch: its kernel rounds the product differently than mul then add.
+        square_avg = torch.addcmul(rho * state.square_avg, (1 - rho) * g, g)
         delta = (state.acc_delta + eps).sqrt() / (square_avg + eps).sqrt() * g
-        acc_delta = rho * state.acc_delta + (1 - rho) * delta * delta
-        return x - hp["lr"] * delta, AdaDeltaState(state.step + 1, square_avg, acc_delta)
+        acc_delta = torch.addcmul(rho * state.acc_delta, (1 - rho) * delta, delta)
+        return add_scaled(x, delta, -hp["lr"]), AdaDeltaState(state.step + 1, square_avg, acc_delta)

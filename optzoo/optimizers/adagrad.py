@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from optzoo.optimizers.base import FirstOrder, as_column
+from optzoo.optimizers.base import FirstOrder, add_scaled, as_column
 
 
 class AdagradState(NamedTuple):
@@ -57,8 +57,8 @@ class Adagrad(FirstOrder):
         step = state.step + 1
         wd = hp["weight_decay"]
         if not (isinstance(wd, float | int) and wd == 0):
-            g = g + wd * x
+            g = add_scaled(g, x, wd)
         clr = hp["lr"] / (1 + (step - 1) * hp["lr_decay"])
-        total = state.sum + g * g
+        total = torch.addcmul(state.sum, g, g)  # as torch: addcmul rounds as one op
         std = total.sqrt() + hp["eps"]
-        return x - clr * (g / std), AdagradState(step, total)
+        return x - (clr * g) / std, AdagradState(step, total)

@@ -10,7 +10,9 @@ torch.optim.Adam's rule (for-loop path), per run, with t the step number from 1:
     v_hat <- max(v_hat, v) if amsgrad else v
     x <- x - lr / (1 - beta1^t) * m / (sqrt(v_hat) / sqrt(1 - beta2^t) + eps)
 
-AdamW is Adam with decoupled_weight_decay=True and weight_decay=1e-2.
+AdamW is Adam with decoupled_weight_decay=True and weight_decay=1e-2. ``hp`` may carry
+``beta_powers = (beta1^t, beta2^t)`` for the new t (the drop-ins pass torch's); otherwise they are
+running products kept in the state.
 
 Kingma & Ba 2015, "Adam: a method for stochastic optimization", ICLR. AMSGrad: Reddi, Kale &
 Kumar 2018, "On the convergence of Adam and beyond", ICLR. AdamW: Loshchilov & Hutter 2019,
@@ -26,7 +28,7 @@ import torch
 from torch import Tensor
 
 from optzoo.errors import ConfigError
-from optzoo.optimizers.base import FirstOrder
+from optzoo.optimizers.base import FirstOrder, add_scaled
 
 
 class AdamState(NamedTuple):
@@ -101,24 +103,32 @@ class Adam(FirstOrder):
             if hp["decoupled_weight_decay"]:
                 x = x * (1 - lr * wd)
             else:
-                g = g + wd * x
+                g = add_scaled(g, x, wd)
         beta1, beta2 = hp["betas"]
         exp_avg = torch.lerp(state.exp_avg, g, 1 - beta1)
-        exp_avg_sq = beta2 * state.exp_avg_sq + (1 - beta2) * g * g
+        # addcmul, as torch: its kernel rounds the product differently than mul then add.
+        exp_avg_sq = torch.addcmul(beta2 * state.exp_avg_sq, (1 - beta2) * g, g)
         max_sq = state.max_exp_avg_sq
         if hp["amsgrad"]:
             max_sq = torch.maximum(max_sq, exp_avg_sq)
             second = max_sq
         else:
             second = exp_avg_sq
-        # beta^t as a running product, not ``beta**step``: torch's CPU pow kernel rounds the last
-        # elements of a tensor on a different code path than the rest, so a run's bias correction
-        # (and every later iterate) would depend on its position in the batch. A product of
-        # t correctly rounded factors stays within t/2 ulp of beta^t.
-        beta1_power = state.beta1_power * beta1
-        beta2_power = state.beta2_power * beta2
+        if "beta_powers" in hp:
+            # The drop-ins pass torch's beta^t: Python doubles from the current betas, so a
+            # scheduler that changes the betas (OneCycleLR) corrects as torch does.
+            beta1_power, beta2_power = hp["beta_powers"]
+        else:
+            # beta^t as a running product, not ``beta**step``: torch's CPU pow kernel rounds the
+            # last elements of a tensor on a different code path than the rest, so a run's bias
+            # correction (and every later iterate) would depend on its position in the batch. A
+            # product of t correctly rounded factors stays within t/2 ulp of beta^t.
+            beta1_power = state.beta1_power * beta1
+            beta2_power = state.beta2_power * beta2
         step_size = lr / (1 - beta1_power)
-        denom = second.sqrt() / (1 - beta2_power).sqrt() + hp["eps"]
+        correction2 = 1 - beta2_power
+        correction2 = correction2**0.5 if isinstance(correction2, float) else correction2.sqrt()
+        denom = second.sqrt() / correction2 + hp["eps"]
         x = x - step_size * (exp_avg / denom)
         return x, AdamState(step, exp_avg, exp_avg_sq, max_sq, beta1_power, beta2_power)
 

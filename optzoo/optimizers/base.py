@@ -50,6 +50,18 @@ def as_column(v: Hyper, x: Tensor) -> Hyper:
     return v
 
 
+def add_scaled(a: Tensor, b: Tensor, alpha: Hyper) -> Tensor:
+    """``a + alpha * b`` rounded once, as torch.optim's ``a.add(b, alpha=alpha)``.
+
+    torch's CPU kernel fuses the multiply and the add; ``a + alpha * b`` rounds twice and so
+    drifts from torch by an ulp now and then (visible in float32). ``alpha`` is a number or a
+    tensor broadcastable to ``a`` (a per-run column); both forms give the same bits.
+    """
+    if isinstance(alpha, Tensor):
+        return torch.addcmul(a, b, alpha)
+    return torch.add(a, b, alpha=alpha)
+
+
 def _values(v: Any) -> list[float]:
     if isinstance(v, Tensor):
         return [float(t) for t in v.detach().reshape(-1).tolist()]

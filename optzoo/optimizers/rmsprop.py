@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from optzoo.optimizers.base import FirstOrder
+from optzoo.optimizers.base import FirstOrder, add_scaled
 
 
 class RMSpropState(NamedTuple):
@@ -78,22 +78,23 @@ class RMSprop(FirstOrder):
             g = -g
         wd = hp["weight_decay"]
         if not _is_zero(wd):
-            g = g + wd * x
+            g = add_scaled(g, x, wd)
         alpha = hp["alpha"]
-        square_avg = alpha * state.square_avg + (1 - alpha) * g * g
+        # addcmul, as torch: its kernel rounds the product differently than mul then add.
+        square_avg = torch.addcmul(alpha * state.square_avg, (1 - alpha) * g, g)
         grad_avg = state.grad_avg
         if hp["centered"]:
             grad_avg = torch.lerp(grad_avg, g, 1 - alpha)
-            avg = (square_avg - grad_avg * grad_avg).sqrt()
+            avg = torch.addcmul(square_avg, grad_avg, grad_avg, value=-1).sqrt()
         else:
             avg = square_avg.sqrt()
         avg = avg + hp["eps"]
         buf = state.momentum_buffer
         mom = hp["momentum"]
         if _is_zero(mom):
-            x = x - hp["lr"] * (g / avg)
+            x = x - (hp["lr"] * g) / avg
         else:
             # A run whose per-run momentum is 0 gets buf = g / avg exactly: the same step.
             buf = mom * buf + g / avg
-            x = x - hp["lr"] * buf
+            x = add_scaled(x, buf, -hp["lr"])
         return x, RMSpropState(state.step + 1, square_avg, buf, grad_avg)

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from optzoo.errors import ConfigError
-from optzoo.optimizers.base import FirstOrder
+from optzoo.optimizers.base import FirstOrder, add_scaled
 
 
 class SGDState(NamedTuple):
@@ -67,16 +67,17 @@ class SGD(FirstOrder):
             g = -g
         wd = hp["weight_decay"]
         if not (isinstance(wd, float | int) and wd == 0):
-            g = g + wd * x
+            g = add_scaled(g, x, wd)
         buf = state.buf
         mom = hp["momentum"]
         if not (isinstance(mom, float | int) and mom == 0):
-            later = mom * buf + (1 - hp["dampening"]) * g
-            buf = torch.where(state.step == 0, g, later)
-            stepped = g + mom * buf if hp["nesterov"] else buf
+            later = add_scaled(mom * buf, g, 1 - hp["dampening"])
+            # torch starts the buffer from a detached copy of g: no meta-gradient flows through it.
+            buf = torch.where(state.step == 0, g.detach(), later)
+            stepped = add_scaled(g, buf, mom) if hp["nesterov"] else buf
             # A run with momentum 0 takes torch's plain step whatever its dampening.
             g = torch.where(mom == 0, g, stepped) if isinstance(mom, Tensor) else stepped
-        return x - hp["lr"] * g, SGDState(state.step + 1, buf)
+        return add_scaled(x, g, -hp["lr"]), SGDState(state.step + 1, buf)
 
 
 class Momentum(SGD):
