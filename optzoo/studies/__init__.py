@@ -11,7 +11,9 @@ import importlib
 from optzoo.errors import ConfigError
 from optzoo.studies.base import Outcome, Study, Summary, publish, write_index
 
-STUDIES: dict[str, str] = {}
+STUDIES: dict[str, str] = {
+    "critical-points": "optzoo.studies.critical_points",
+}
 
 
 def names() -> list[str]:
