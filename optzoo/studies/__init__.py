@@ -14,6 +14,7 @@ from optzoo.studies.base import Outcome, Study, Summary, publish, write_index
 STUDIES: dict[str, str] = {
     "critical-points": "optzoo.studies.critical_points",
     "critical-points-high-dim": "optzoo.studies.critical_points_high_dim",
+    "minimum-ratio": "optzoo.studies.minimum_ratio",
     "newton-saddles": "optzoo.studies.newton_saddles",
     "saddle-escape": "optzoo.studies.saddle_escape",
 }

@@ -11,7 +11,7 @@ at its last finite iterate and flagged ``diverged`` (DESIGN.md, principle 5).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -32,6 +32,7 @@ class Trajectories:
     x_final: Tensor  # (R, d) last finite iterate
     diverged: Tensor  # (R,) bool
     seconds: float  # wall time of the step loop
+    at: dict[int, Tensor] = field(default_factory=dict)  # step -> (R, d) iterates asked for
 
 
 def run_starts(
@@ -43,11 +44,14 @@ def run_starts(
     noise_std: float = 0.0,
     seeds: Tensor | None = None,
     keep_x: bool = False,
+    snapshots: tuple[int, ...] = (),
 ) -> Trajectories:
     """Run ``optimizer`` from every row of ``starts (R, d)`` for ``steps`` steps, batched.
 
     ``noise_std`` adds the oracle's seeded Gaussian gradient noise (per run ``seeds``); the
-    recorded |g| is the raw gradient's. One intra-op thread, as in the harness: the machine's
+    recorded |g| is the raw gradient's. ``snapshots`` names steps whose iterates are kept in
+    ``Trajectories.at`` (without keeping them all). One intra-op thread, as in the harness: the
+    machine's
     cores are shared and small tensor programs gain nothing from a second thread.
     """
     x = starts.to(torch.float64).clone()
@@ -59,6 +63,7 @@ def run_starts(
     e_rec = torch.zeros((steps + 1, R), dtype=torch.int64)
     x_rec = torch.empty((steps + 1, R, d), dtype=torch.float64) if keep_x else None
     live = torch.ones(R, dtype=torch.bool)
+    wanted, at = set(snapshots), {}
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     t0 = time.perf_counter()
@@ -69,6 +74,8 @@ def run_starts(
                 e_rec[t] = oracle.grad_evals
                 if x_rec is not None:
                     x_rec[t] = x
+                if t in wanted:
+                    at[t] = x.clone()
                 x_new, state, f = optimizer.step(x, state, oracle)
                 f_rec[t] = torch.where(live, f, f_rec[t - 1] if t else f)
                 g_rec[t] = torch.where(live, oracle.last_grad_norm, g_rec[t - 1] if t else 0.0)
@@ -79,6 +86,8 @@ def run_starts(
         e_rec[steps] = oracle.grad_evals
         if x_rec is not None:
             x_rec[steps] = x
+        if steps in wanted:
+            at[steps] = x.clone()
         with torch.enable_grad():
             xr = x.detach().requires_grad_(True)
             f_end = problem.fn(xr)
@@ -87,7 +96,7 @@ def run_starts(
         g_rec[steps] = torch.linalg.vector_norm(g_end, dim=-1)
     finally:
         torch.set_num_threads(threads)
-    return Trajectories(f_rec, g_rec, e_rec, x_rec, x, ~live, seconds)
+    return Trajectories(f_rec, g_rec, e_rec, x_rec, x, ~live, seconds, at)
 
 
 def grid_starts(problem: Problem, n: int, margin: float = 0.0) -> Tensor:
