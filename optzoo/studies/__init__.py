@@ -16,6 +16,7 @@ STUDIES: dict[str, str] = {
     "critical-points-high-dim": "optzoo.studies.critical_points_high_dim",
     "minimum-ratio": "optzoo.studies.minimum_ratio",
     "newton-saddles": "optzoo.studies.newton_saddles",
+    "quasi-newton": "optzoo.studies.quasi_newton",
     "saddle-escape": "optzoo.studies.saddle_escape",
 }
 

@@ -52,6 +52,7 @@ def methods() -> dict[str, tuple[str, dict]]:
         "lbfgs",
         {
             "max_iter": 1,
+            "max_eval": 25,  # torch's default, 5 max_iter // 4, would starve the line search
             "line_search_fn": "strong_wolfe",
             "history_size": 10,
             "tolerance_grad": 1e-12,
