@@ -10,10 +10,10 @@ that; plain Newton, x - H^-1 g, jumps onto the saddle (Nocedal & Wright 2006, se
 saddle-free Newton, x - |H|^-1 g, moves away from it.
 
 Design. Four strict saddles: x^2 - y^2, the two-neuron loss at 0, a two-layer linear network at
-W = 0 (depth 2 and width 2, so the Hessian there is not zero), and a 20-dimensional quartic saddle with 3
-negative directions. Starts at distance 0 and 1e-12 ... 1e-2 from the saddle along seeded random
-unit directions. A run has escaped at the first step with f <= f(x_s) - Delta, Delta half the
-gap to f* (or 0.25 where f is unbounded below).
+W = 0 (depth 2 and width 2, so the Hessian there is not zero), and a 20-dimensional quartic
+saddle with 3 negative directions. Starts at distance 0 and 1e-12 ... 1e-2 from the saddle
+along seeded random unit directions. A run has escaped at the first step with f <= f(x_s) -
+Delta, Delta half the gap to f* (or 0.25 where f is unbounded below).
 """
 
 from __future__ import annotations
@@ -262,7 +262,7 @@ where |g| < 1e-4, so from farther away it is GD.
 """
     summary = Summary(
         claim=CLAIM,
-        metric="GD escape steps per decade of 1/distance, measured / predicted (mean over problems)",
+        metric="GD escape steps per decade of 1/distance, measured / predicted (problem mean)",
         value=value,
         ci=(lo, hi),
         baseline=0.0,
