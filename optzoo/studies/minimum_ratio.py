@@ -129,20 +129,9 @@ def _figure(pts: pd.DataFrame):
     return fig
 
 
-def run(reduced: bool) -> Outcome:
-    n_init, lengths, newton_steps = (
-        (10, (300, 1000), 40) if reduced else (50, (30, 100, 300, 1000, 3000), 50)
-    )
-    p, seed, w2 = teacher()
-    pts = end_points(p, n_init, lengths, newton_steps)
+def _tables(pts: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The critical points by kind, and the stopping points by training length."""
     crit = pts[pts["critical"]]
-    pairs = crit[["f", "min_ratio"]].to_numpy(float)
-    rho = _rho(pairs)
-    lo, hi = bootstrap(pairs, _rho, n_boot=1000)
-    below = crit[crit["min_ratio"] < 1]
-    n_below, n_strict = len(below), int(below["strict_saddle"].sum())
-    s_lo, s_hi = wilson(n_strict, n_below) if n_below else (float("nan"), float("nan"))
-    b_lo, b_hi = wilson(n_below, len(crit))
     by_kind = (
         crit.groupby("kind")
         .agg(
@@ -167,6 +156,43 @@ def run(reduced: bool) -> Outcome:
         .reset_index()
         .astype({"length": str})
     )
+    return by_kind, by_length
+
+
+def _verdict_text(crit: pd.DataFrame, falls: bool, mostly_saddles: bool) -> str:
+    """One sentence on what reproduces of the lecture's figure and what does not."""
+    is_min = crit["kind"] == "minimum"
+    n_local = int((is_min & (crit["f"] > 1e-8)).sum())
+    first = (
+        "The loss falls as the minimum ratio rises, as in the lecture's figure"
+        if falls
+        else "The loss does not fall as the minimum ratio rises, unlike the lecture's figure"
+    )
+    if mostly_saddles:
+        return first + ", and most critical points below the training paths are saddles."
+    return (
+        first + f"; but {int(is_min.sum())} of the {len(crit)} critical points are minima (all "
+        f"eigenvalues positive), {n_local} of them local minima above the global one (f > 1e-8): "
+        "the lecture's 'almost never a minimum' does not reproduce for this small network, "
+        "whose training stalls mostly at local minima."
+    )
+
+
+def run(reduced: bool) -> Outcome:
+    n_init, lengths, newton_steps = (
+        (10, (300, 1000), 40) if reduced else (50, (30, 100, 300, 1000, 3000), 50)
+    )
+    p, seed, w2 = teacher()
+    pts = end_points(p, n_init, lengths, newton_steps)
+    crit = pts[pts["critical"]]
+    pairs = crit[["f", "min_ratio"]].to_numpy(float)
+    rho = _rho(pairs)
+    lo, hi = bootstrap(pairs, _rho, n_boot=1000)
+    below = crit[crit["min_ratio"] < 1]
+    n_below, n_strict = len(below), int(below["strict_saddle"].sum())
+    s_lo, s_hi = wilson(n_strict, n_below) if n_below else (float("nan"), float("nan"))
+    b_lo, b_hi = wilson(n_below, len(crit))
+    by_kind, by_length = _tables(pts)
     ratio_one = (crit["min_ratio"] == 1).mean() if len(crit) else float("nan")
     falls = hi < 0
     mostly_saddles = b_lo > 0.5
@@ -175,20 +201,7 @@ def run(reduced: bool) -> Outcome:
         if falls and mostly_saddles
         else ("partly" if falls or mostly_saddles else "refuted")
     )
-    is_min = crit["kind"] == "minimum"
-    n_local = int((is_min & (crit["f"] > 1e-8)).sum())
-    verdict_text = (
-        "The loss falls as the minimum ratio rises, as in the lecture's figure"
-        if falls
-        else "The loss does not fall as the minimum ratio rises, unlike the lecture's figure"
-    ) + (
-        ", and most critical points below the training paths are saddles."
-        if mostly_saddles
-        else f"; but {int(is_min.sum())} of the {len(crit)} critical points are minima (all "
-        f"eigenvalues positive), {n_local} of them local minima above the global one (f > 1e-8): "
-        "the lecture's 'almost never a minimum' does not reproduce for this small network, "
-        "whose training stalls mostly at local minima."
-    )
+    verdict_text = _verdict_text(crit, falls, mostly_saddles)
     findings = f"""
 **Design.** Teacher: `teacher_student(width={WIDTH}, teacher_width={WIDTH}, seed={seed})`, the
 first seed whose every output weight is at least {MIN_OUTPUT:.2f} in magnitude (its output
