@@ -209,6 +209,11 @@ def run(reduced: bool) -> Outcome:
     lm_lands = table[(table["method"] == "newton-lm") & (table["delta"] > 0)]["on_saddle"].mean()
     sf_lands = table[(table["method"] == "newton-sf") & (table["delta"] > 0)]["on_saddle"].mean()
     tiny = min(d for d in distances if d > 0)
+    sf_end = table[(table["method"] == "newton-sf") & (table["delta"] == tiny)]
+    sf_end = sf_end.set_index("problem")["median_f_end"]
+    fs = {n: setups[n][2] for n in names}
+    sf_worst_name = max(names, key=lambda n: sf_end[n] - fs[n])
+    sf_worst, fs_worst = sf_end[sf_worst_name], fs[sf_worst_name]
     ok = lo > 0.5 and hi < 1.5 and gd_stuck and esc_leaves and newton_lands > sf_lands
     verdict = "confirmed" if ok else "partly"
     findings = f"""
@@ -259,7 +264,10 @@ saddle than the noise's own reach (eta x std per step), so it is bounded rather 
 in 1/distance. Adam's first steps have length about lr whatever the gradient's size, so its
 escape time barely depends on the distance. Saddle-free Newton also escapes in a time growing
 like log(1/distance), but at a rate of ln 2 per step (it doubles the component along u), far
-faster than GD. From the saddle itself (distance 0) the gradient is exactly zero, so GD,
+faster than GD; but its steps |H|^-1 g are long where |H| has small eigenvalues, and after
+escaping it does not always settle: its median f at the end, from distance {tiny:g}, is
+{sf_worst:.3g} on {sf_worst_name}, against {
+        fs_worst:.3g} at that saddle. From the saddle itself (distance 0) the gradient is exactly zero, so GD,
 momentum, Adam and every Newton variant, saddle-free included, stay there: only the
 negative-curvature step and noise leave. The negative-curvature escape checks the Hessian only
 where |g| < 1e-4, so from farther away it is GD.
