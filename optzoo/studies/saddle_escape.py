@@ -266,10 +266,10 @@ escape time barely depends on the distance. Saddle-free Newton also escapes in a
 like log(1/distance), but at a rate of ln 2 per step (it doubles the component along u), far
 faster than GD; but its steps |H|^-1 g are long where |H| has small eigenvalues, and after
 escaping it does not always settle: its median f at the end, from distance {tiny:g}, is
-{sf_worst:.3g} on {sf_worst_name}, against {
-        fs_worst:.3g} at that saddle. From the saddle itself (distance 0) the gradient is exactly zero, so GD,
-momentum, Adam and every Newton variant, saddle-free included, stay there: only the
-negative-curvature step and noise leave. The negative-curvature escape checks the Hessian only
+{sf_worst:.3g} on {sf_worst_name}, against {fs_worst:.3g} at that saddle.
+From the saddle itself (distance 0) the gradient is exactly zero, so GD, momentum, Adam and
+every Newton variant, saddle-free included, stay there: only the negative-curvature step and
+noise leave. The negative-curvature escape checks the Hessian only
 where |g| < 1e-4, so from farther away it is GD.
 
 **Verdict: {verdict}.** {
