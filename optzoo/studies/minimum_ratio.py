@@ -114,10 +114,12 @@ def _figure(pts: pd.DataFrame):
     for kind, (colour, marker) in KIND_STYLE.items():
         k = crit[crit["kind"] == kind]
         if len(k):
-            a.scatter(k["min_ratio"], k["f"], c=colour, marker=marker, s=14, label=kind)
-    a.set_yscale("symlog", linthresh=1e-12)
+            # The global minima sit at f ~ 1e-30: clipped at 1e-16 so that a log axis shows them.
+            f = k["f"].clip(lower=1e-16)
+            a.scatter(k["min_ratio"], f, c=colour, marker=marker, s=14, alpha=0.5, label=kind)
+    a.set_yscale("log")
     a.set_xlabel("minimum ratio (share of positive eigenvalues)")
-    a.set_ylabel("training loss at the critical point")
+    a.set_ylabel("training loss at the critical point (clipped at 1e-16)")
     a.legend(fontsize=7)
     b.scatter(
         pts["eig_min"].abs(), pts["grad_norm"], s=10, c=np.where(pts["critical"], "C0", "0.6")
