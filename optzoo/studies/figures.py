@@ -38,7 +38,8 @@ def contour(ax, problem: Problem, n: int = 161, levels: int = 30) -> None:
     with torch.no_grad():
         f = problem.fn(torch.stack([X, Y], dim=-1)).numpy()
     # A signed log keeps both a minimum's basin and the saddle's ridges visible.
-    ax.contourf(X.numpy(), Y.numpy(), np.sign(f) * np.log1p(np.abs(f)), levels, cmap="Greys")
+    cs = ax.contourf(X.numpy(), Y.numpy(), np.sign(f) * np.log1p(np.abs(f)), levels, cmap="Greys")
+    cs.set_rasterized(True)  # the vector twin keeps its markers and text; filled bands as pixels
     ax.set_xlim(lo[0], hi[0])
     ax.set_ylim(lo[1], hi[1])
     ax.set_aspect("equal")
