@@ -3,7 +3,7 @@
 
 ``SGD``, ``Adagrad``, ``RMSprop``, ``Adam``, ``AdamW`` and ``LBFGS`` take torch.optim's
 constructor arguments and defaults and match it step for step. ``Momentum``, ``Nesterov``,
-``AdaDelta`` and ``Newton`` complete the zoo.
+``AdaDelta``, ``Newton``, ``BFGS`` and ``DFP`` complete the zoo.
 """
 
 from optzoo.optim.first_order import (
@@ -16,9 +16,12 @@ from optzoo.optim.first_order import (
     Nesterov,
     RMSprop,
 )
+from optzoo.optim.quasi_newton import BFGS, DFP
 from optzoo.optim.second_order import LBFGS, Newton
 
 __all__ = [
+    "BFGS",
+    "DFP",
     "SGD",
     "AdaDelta",
     "Adagrad",

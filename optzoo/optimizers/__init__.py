@@ -25,6 +25,8 @@ REGISTRY: dict[str, str] = {
     "adadelta": "adadelta:AdaDelta",
     "newton": "newton:Newton",
     "lbfgs": "lbfgs:LBFGS",
+    "bfgs": "quasi_newton:BFGS",
+    "dfp": "quasi_newton:DFP",
     "sgd+escape": "escape:SGDEscape",
     "momentum+escape": "escape:MomentumEscape",
 }

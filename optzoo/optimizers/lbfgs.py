@@ -22,10 +22,10 @@ carries it. Per run::
         stop if k == max_iter, or evaluations >= max_eval, or max|g| <= tolerance_grad,
              or max|t d| <= tolerance_change, or |f - f_prev| < tolerance_change
 
-The strong-Wolfe search is torch's: bracketing then zoom with safeguarded cubic interpolation,
-c1 = 1e-4, c2 = 0.9, at most ``max_eval - evaluations so far`` evaluations. As in torch it runs
-with its own default tolerance 1e-9 on the bracket width (torch does not pass
-``tolerance_change`` to it).
+The strong-Wolfe search is torch's (:class:`optzoo.optimizers.linesearch.StrongWolfe`, shared
+with BFGS and DFP): bracketing then zoom with safeguarded cubic interpolation, c1 = 1e-4,
+c2 = 0.9, at most ``max_eval - evaluations so far`` evaluations. As in torch it runs with its own
+default tolerance 1e-9 on the bracket width (torch does not pass ``tolerance_change`` to it).
 
 Batched form. The history is a ring buffer ``(R, m, d)`` with a per-run start slot and count;
 the two-loop recursion walks it from the newest pair by age, masked per run. The iterations and
@@ -64,11 +64,9 @@ from torch import Tensor
 
 from optzoo.errors import ConfigError
 from optzoo.optimizers.base import Hyper, Optimizer
+from optzoo.optimizers.linesearch import Masked, StrongWolfe
 
 LINE_SEARCHES = (None, "strong_wolfe")
-# torch's fixed line-search constants: sufficient decrease, curvature, and the bracket width
-# below which the zoom stops (torch calls _strong_wolfe with its default tolerance_change).
-C1, C2, LS_TOLERANCE = 1e-4, 0.9, 1e-9
 # A curvature pair is kept only where y.s exceeds this (torch's test).
 CURVATURE_MIN = 1e-10
 
@@ -90,55 +88,9 @@ class LBFGSState(NamedTuple):
     func_evals: Tensor  # (R,) int64, evaluations over all step calls
 
 
-class _Run:
-    """The mutable per-run variables of one step call; ``put`` assigns where a mask holds."""
-
-    def __init__(self, **fields: Tensor) -> None:
-        self.__dict__.update(fields)
-
-    def put(self, mask: Tensor, **values: Any) -> None:
-        shaped: dict[int, Tensor] = {}  # the mask broadcast to each rank, made once per call
-        for name, value in values.items():
-            old = getattr(self, name)
-            m = shaped.get(old.ndim)
-            if m is None:
-                m = shaped[old.ndim] = mask.reshape(mask.shape + (1,) * (old.ndim - 1))
-            setattr(self, name, torch.where(m, value, old))
-
-
 def _dot(a: Tensor, b: Tensor) -> Tensor:
     """Row-wise dot products ``(R, d), (R, d) -> (R,)``; each row's sum does not depend on R."""
     return torch.linalg.vecdot(a, b)
-
-
-def _py_max(a: Tensor, b: Tensor) -> Tensor:
-    """Python's ``max(a, b)``: ``b`` only where ``b > a`` (so a NaN ``a`` stays)."""
-    return torch.where(b > a, b, a)
-
-
-def _py_min(a: Tensor, b: Tensor) -> Tensor:
-    """Python's ``min(a, b)``: ``b`` only where ``b < a``."""
-    return torch.where(b < a, b, a)
-
-
-def cubic_interpolate(x1, f1, g1, x2, f2, g2, lo, hi) -> Tensor:
-    """Minimizer of the cubic through (x1, f1, g1) and (x2, f2, g2), clamped to [lo, hi].
-
-    Where the cubic has no real minimizer the midpoint of [lo, hi] is returned (Nocedal &
-    Wright eq. 3.59; torch's ``_cubic_interpolate``, elementwise)::
-
-        d1 = g1 + g2 - 3 (f1 - f2) / (x1 - x2),  d2 = sqrt(d1^2 - g1 g2)
-        x* = x2 - (x2 - x1) (g2 + d2 - d1) / (g2 - g1 + 2 d2)     (x1 <= x2; mirrored otherwise)
-    """
-    d1 = g1 + g2 - 3 * (f1 - f2) / (x1 - x2)
-    d2_square = d1**2 - g1 * g2
-    d2 = d2_square.clamp(min=0).sqrt()
-    min_pos = torch.where(
-        x1 <= x2,
-        x2 - (x2 - x1) * ((g2 + d2 - d1) / (g2 - g1 + 2 * d2)),
-        x1 - (x1 - x2) * ((g1 + d2 - d1) / (g1 - g2 + 2 * d2)),
-    )
-    return torch.where(d2_square >= 0, _py_min(_py_max(min_pos, lo), hi), (lo + hi) / 2.0)
 
 
 class LBFGS(Optimizer):
@@ -228,11 +180,11 @@ class LBFGS(Optimizer):
         """One torch ``step(closure)`` call for every run: returns ``(x_new, state, f(x))``."""
         hp = self._per_run(x, lr_scale)
         wolfe = self.hp["line_search_fn"] == "strong_wolfe"
-        R, n = x.shape
+        R = x.shape[0]
         i64 = dict(dtype=torch.int64, device=x.device)
 
         f0, g0 = oracle.value_and_grad(x)
-        v = _Run(
+        v = Masked(
             **state._asdict(),
             x=x,
             loss=f0,
@@ -244,46 +196,42 @@ class LBFGS(Optimizer):
         v.func_evals = v.func_evals + 1
         # In-place ring writes below must not reach the caller's state tensors.
         v.old_dirs, v.old_stps, v.ro = v.old_dirs.clone(), v.old_stps.clone(), v.ro.clone()
-        if wolfe:
-            zero = x.new_zeros(R)
-            v.__dict__.update(
-                phase=torch.zeros(R, **i64),  # 0 bracketing, 1 zoom
-                ls_iter=torch.zeros(R, **i64),
-                max_ls=torch.zeros(R, **i64),
-                done=torch.zeros(R, dtype=torch.bool, device=x.device),
-                insuf=torch.zeros(R, dtype=torch.bool, device=x.device),
-                d_norm=zero,
-                t_prev=zero,
-                f_prev=zero,
-                gtd_prev=zero,
-                g_prev=torch.zeros_like(x),
-                bt=x.new_zeros(R, 2),
-                bf=x.new_zeros(R, 2),
-                bgtd=x.new_zeros(R, 2),
-                bg=x.new_zeros(R, 2, n),
-                low=torch.zeros(R, **i64),
-            )
+        search = StrongWolfe(x) if wolfe else None
+
+        def start_search(go: Tensor) -> Tensor:
+            # torch gives the search what is left of max_eval.
+            return search.start(go, v.t, v.loss, v.g, v.gtd, v.d, hp["max_eval"] - v.evals)
 
         running = ~(g0.abs().amax(-1) <= hp["tolerance_grad"])
         live = getattr(oracle, "active", None)  # runs the harness has frozen need no work
         if live is not None:
             running = running & live
         running = self._begin(running, v, hp)
-        running = self._start_search(running, v, hp) if wolfe else self._move(running, v, hp)
+        running = start_search(running) if wolfe else self._move(running, v, hp)
         while True:
             if not running.any():  # early exit: stops work, never changes a result
                 break
-            z = torch.addcmul(v.x, v.t[:, None], v.d) if wolfe else v.x
+            z = torch.addcmul(v.x, search.t[:, None], v.d) if wolfe else v.x
             f_new, g_new = oracle.value_and_grad(z, running)
             if wolfe:
-                ended = self._search(running, v, f_new, g_new)
+                ended = search.advance(running, f_new, g_new, _dot(g_new, v.d))
+                n = search.evals
+                v.put(
+                    ended,
+                    t=search.t,
+                    loss=search.f,
+                    g=search.g,
+                    x=torch.addcmul(v.x, search.t[:, None], v.d),
+                    evals=v.evals + n,
+                    func_evals=v.func_evals + n,
+                )
             else:
                 v.put(running, loss=f_new, g=g_new, evals=v.evals + 1, func_evals=v.func_evals + 1)
                 ended = running
             go = ended & ~self._converged(v, hp)
             go = self._begin(go, v, hp)
             if wolfe:
-                running = (running & ~ended) | self._start_search(go, v, hp)
+                running = (running & ~ended) | start_search(go)
             else:
                 running = self._move(go, v, hp)
 
@@ -291,7 +239,7 @@ class LBFGS(Optimizer):
         return v.x, new_state, f0
 
     # -- the pieces of the loop ------------------------------------------------------------------
-    def _begin(self, go: Tensor, v: _Run, hp: dict[str, Tensor]) -> Tensor:
+    def _begin(self, go: Tensor, v: Masked, hp: dict[str, Tensor]) -> Tensor:
         """Start an iteration where ``go``: update the history, find d and t; returns the runs
         that go on (those whose directional derivative g.d is below -tolerance_change)."""
         m = self.hp["history_size"]
@@ -350,14 +298,14 @@ class LBFGS(Optimizer):
         return go & ~(v.gtd > -hp["tolerance_change"])
 
     @staticmethod
-    def _move(go: Tensor, v: _Run, hp: dict[str, Tensor]) -> Tensor:
+    def _move(go: Tensor, v: Masked, hp: dict[str, Tensor]) -> Tensor:
         """Fixed step x + t d where ``go``; returns the runs that re-evaluate there (torch skips
         the evaluation in the last iteration of a call)."""
         v.put(go, x=torch.addcmul(v.x, v.t[:, None], v.d))
         return go & (v.n_local != hp["max_iter"])
 
     @staticmethod
-    def _converged(v: _Run, hp: dict[str, Tensor]) -> Tensor:
+    def _converged(v: Masked, hp: dict[str, Tensor]) -> Tensor:
         """torch's end-of-iteration stopping tests, per run."""
         return (
             (v.n_local == hp["max_iter"])
@@ -366,139 +314,3 @@ class LBFGS(Optimizer):
             | ((v.d * v.t[:, None]).abs().amax(-1) <= hp["tolerance_change"])
             | ((v.loss - v.prev_loss).abs() < hp["tolerance_change"])
         )
-
-    @staticmethod
-    def _start_search(go: Tensor, v: _Run, hp: dict[str, Tensor]) -> Tensor:
-        """Start a strong-Wolfe search from t along d where ``go``; its first trial is x + t d."""
-        v.put(
-            go,
-            phase=0,
-            ls_iter=0,
-            max_ls=hp["max_eval"] - v.evals,
-            done=False,
-            insuf=False,
-            d_norm=v.d.abs().amax(-1),
-            t_prev=0.0,
-            f_prev=v.loss,
-            g_prev=v.g,
-            gtd_prev=v.gtd,
-        )
-        return go
-
-    @staticmethod
-    def _search(running: Tensor, v: _Run, f_new: Tensor, g_new: Tensor) -> Tensor:
-        """Advance each running search by its evaluation (f_new, g_new) at x + t d.
-
-        Returns the runs whose search ended; for them t, x, loss and g are the search's result.
-        Bracketing (Nocedal & Wright Alg. 3.5) and zoom (Alg. 3.6) as torch's _strong_wolfe.
-        """
-        R = running.shape[0]
-        rows = torch.arange(R, device=running.device)
-        slots = torch.arange(2, device=running.device)
-        t = v.t
-        gtd_new = _dot(g_new, v.d)
-        armijo_fails = f_new > v.loss + C1 * t * v.gtd
-        wolfe = gtd_new.abs() <= -C2 * v.gtd
-        zooming = running & (v.phase == 1)
-
-        def put_at(mask: Tensor, pos: Tensor, bt, bf, bg, bgtd) -> None:
-            sel = (slots == pos[:, None]) & mask[:, None]
-            v.bt = torch.where(sel, bt[:, None], v.bt)
-            v.bf = torch.where(sel, bf[:, None], v.bf)
-            v.bgtd = torch.where(sel, bgtd[:, None], v.bgtd)
-            v.bg = torch.where(sel[:, :, None], bg[:, None, :], v.bg)
-
-        def at(b: Tensor, pos: Tensor) -> Tensor:
-            return b[rows, pos]
-
-        def lowest(bf: Tensor) -> Tensor:
-            return torch.where(bf[:, 0] <= bf[:, 1], 0, 1)
-
-        # Bracketing: the first trial and each extrapolation.
-        bracketing = running & (v.phase == 0)
-        exhausted = bracketing & (v.ls_iter >= v.max_ls)
-        live = bracketing & ~exhausted
-        fails = armijo_fails | ((v.ls_iter > 1) & (f_new >= v.f_prev))
-        found = live & ~fails & wolfe
-        bracketed = live & (fails | (~wolfe & (gtd_new >= 0)))
-        extend = live & ~fails & ~wolfe & ~(gtd_new >= 0)
-        # Slot 0: [0, f, g] when out of evaluations, the point itself when found, else the
-        # previous trial. Slot 1: the new trial.
-        zero = torch.zeros_like(t)
-        b0_t = torch.where(found, t, torch.where(exhausted, zero, v.t_prev))
-        b0_f = torch.where(found, f_new, torch.where(exhausted, v.loss, v.f_prev))
-        b0_g = torch.where(found[:, None], g_new, torch.where(exhausted[:, None], v.g, v.g_prev))
-        b0_gtd = torch.where(found, gtd_new, v.gtd_prev)
-        new_bracket = exhausted | found | bracketed
-        v.put(
-            new_bracket,
-            bt=torch.stack([b0_t, t], 1),
-            bf=torch.stack([b0_f, f_new], 1),
-            bg=torch.stack([b0_g, g_new], 1),
-            bgtd=torch.stack([b0_gtd, gtd_new], 1),
-        )
-        v.put(new_bracket, low=lowest(v.bf))
-        v.put(found, done=True)
-        v.put(bracketed, phase=1)
-        t_next = cubic_interpolate(
-            v.t_prev, v.f_prev, v.gtd_prev, t, f_new, gtd_new, t + 0.01 * (t - v.t_prev), t * 10
-        )
-        v.put(
-            extend,
-            t_prev=t,
-            f_prev=f_new,
-            g_prev=g_new,
-            gtd_prev=gtd_new,
-            t=t_next,
-            ls_iter=v.ls_iter + 1,
-        )
-
-        # Zoom: fold the trial into the bracket [low, high].
-        low, high = v.low, 1 - v.low
-        shrink = zooming & (armijo_fails | (f_new >= at(v.bf, low)))
-        put_at(shrink, high, t, f_new, g_new, gtd_new)
-        v.put(shrink, low=lowest(v.bf))
-        keep = zooming & ~shrink
-        v.put(keep & wolfe, done=True)
-        flip = keep & ~wolfe & (gtd_new * (at(v.bt, high) - at(v.bt, low)) >= 0)
-        put_at(flip, high, at(v.bt, low), at(v.bf, low), v.bg[rows, low], at(v.bgtd, low))
-        put_at(keep, low, t, f_new, g_new, gtd_new)
-
-        # Zoom loop head, for runs zooming and runs that just bracketed.
-        in_zoom = zooming | bracketed
-        b0, b1 = v.bt[:, 0], v.bt[:, 1]
-        narrow = (b1 - b0).abs() * v.d_norm < LS_TOLERANCE
-        stop = in_zoom & (v.done | (v.ls_iter >= v.max_ls) | narrow)
-        cont = in_zoom & ~stop
-        lo, hi = torch.where(b0 <= b1, b0, b1), torch.where(b0 <= b1, b1, b0)
-        t_try = cubic_interpolate(
-            b0, v.bf[:, 0], v.bgtd[:, 0], b1, v.bf[:, 1], v.bgtd[:, 1], lo, hi
-        )
-        # Safeguard (torch): a trial within 10% of the bracket's ends twice in a row, or on or
-        # past an end, is moved 10% of the bracket's width inside.
-        b_max, b_min = _py_max(b0, b1), _py_min(b0, b1)
-        eps = 0.1 * (b_max - b_min)
-        near_end = _py_min(b_max - t_try, t_try - b_min) < eps
-        at_end = v.insuf | (t_try >= b_max) | (t_try <= b_min)
-        moved = torch.where((t_try - b_max).abs() < (t_try - b_min).abs(), b_max - eps, b_min + eps)
-        v.put(
-            cont,
-            t=torch.where(near_end & at_end, moved, t_try),
-            insuf=near_end & ~at_end,
-            ls_iter=v.ls_iter + 1,
-        )
-
-        # Searches that ended take the bracket's low point.
-        ended = exhausted | found | stop
-        n_evals = v.ls_iter + 1
-        t_end = at(v.bt, v.low)
-        v.put(
-            ended,
-            t=t_end,
-            loss=at(v.bf, v.low),
-            g=v.bg[rows, v.low],
-            x=torch.addcmul(v.x, t_end[:, None], v.d),
-            evals=v.evals + n_evals,
-            func_evals=v.func_evals + n_evals,
-        )
-        return ended
