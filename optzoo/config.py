@@ -7,6 +7,8 @@ A suite file looks like this (every key but ``problems`` and ``optimizers`` has 
     steps = 300            # step budget per run
     evals = 0              # gradient-evaluation budget per run (0: none)
     starts = 4             # random starts drawn from each problem's box, besides its x0
+    tune_starts = 0        # held-out starts that choose the hyperparameters (0: choose on starts)
+    widen = 0              # times a log grid may grow by a decade when its best value is an edge
     seeds = 1              # seeds per (hyperparameters, start): mini-batches, gradient noise
     seed = 0               # base seed for starts and seeds
     dtype = "float64"
@@ -27,8 +29,13 @@ A suite file looks like this (every key but ``problems`` and ``optimizers`` has 
 
     [[optimizers]]
     name = "adam"
-    lr = { log = [1e-4, 1.0, 9] }   # 9 log-spaced values; a list also makes a grid
+    lr = { log = [1e-4, 1.0, 13] }  # 13 log-spaced values (3 per decade); a list also makes a grid
     betas = [0.9, 0.999]
+
+    [[optimizers]]
+    name = "adamw"
+    weight_decay = 1e-2
+    note = "decoupled weight decay 1e-2: minimises a different objective"  # shown in the tables
 
     [[optimizers]]
     name = "newton"
@@ -42,6 +49,14 @@ A suite file looks like this (every key but ``problems`` and ``optimizers`` has 
 
 A hyperparameter given as a list (or a ``log`` grid) makes a grid; the optimizer's default lr is
 always added to its lr grid so "default hyperparameters" is one of the tuning modes.
+
+Tuning protocol: every run of a cell is on one of two disjoint sets of starts and seeds, the
+``tune_starts`` held-out ones, which choose the hyperparameters, and the x0 plus ``starts``
+reported ones, from which every published number comes. A ``log`` grid axis whose best value (on
+the held-out starts) is its first or last is extended by a decade at the same spacing, at most
+``widen`` times; a best value still at an edge is flagged in the tables. The budget is ``evals``
+gradient-evaluation equivalents for every optimizer (f = g = 1, HVP = 2, Hessian = 2d); a step
+that would overspend it is not taken.
 """
 
 from __future__ import annotations
@@ -50,6 +65,7 @@ import hashlib
 import itertools
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -67,7 +83,10 @@ SCHEDULES = {
 }
 DTYPES = ("float32", "float64")
 DEVICES = ("cpu", "cuda")
-SUITE_KEYS = {"name", "steps", "evals", "starts", "seeds", "seed", "dtype", "device", "paths"}
+SUITE_KEYS = {
+    "name", "steps", "evals", "starts", "tune_starts", "widen", "seeds", "seed", "dtype", "device",
+    "paths",
+}  # fmt: skip
 OPTION_KEYS = {
     "clip_norm",
     "clip_value",
@@ -103,6 +122,9 @@ class OptimizerSpec:
     label: str | None = None  # how tables name it; lets one optimizer appear twice (variants)
     clip_norm: float | None = None  # gradient clipping for this entry only (else the suite's)
     clip_value: float | None = None
+    # Log-grid axes that may widen: name -> ratio between neighbouring values.
+    widen: dict = field(default_factory=dict)
+    note: str | None = None  # disclosed beside the optimizer in the tables (e.g. its objective)
 
     @property
     def key(self) -> str:
@@ -125,6 +147,8 @@ class Suite:
     steps: int = 1000
     evals: int = 0
     starts: int = 8
+    tune_starts: int = 0  # held-out starts that choose hyperparameters; 0: choose on `starts`
+    widen: int = 0  # decades a log grid may grow by when its best value is at an edge
     seeds: int = 1
     seed: int = 0
     dtype: str = "float64"
@@ -264,7 +288,9 @@ def parse(data: dict, default_name: str = "suite") -> Suite:
         kw["steps"] = _int("suite.steps", head["steps"], 1)
     if "evals" in head:
         kw["evals"] = _int("suite.evals", head["evals"], 0)
-    for key, lo in (("starts", 0), ("seeds", 1), ("seed", 0), ("paths", 0)):
+    for key, lo in (
+        ("starts", 0), ("tune_starts", 0), ("widen", 0), ("seeds", 1), ("seed", 0), ("paths", 0)
+    ):  # fmt: skip
         if key in head:
             kw[key] = _int(f"suite.{key}", head[key], lo)
     if "dtype" in head:
@@ -331,8 +357,15 @@ def parse(data: dict, default_name: str = "suite") -> Suite:
         label = o.get("label")
         if label is not None and (not isinstance(label, str) or not label or "/" in label):
             raise ConfigError(f"optimizers[{i}].label must be a non-empty string without '/'")
-        raw = {k: v for k, v in o.items() if k not in ("name", "label", "clip_norm", "clip_value")}
-        spec = optimizer_spec(o["name"], raw, label)
+        note = o.get("note")
+        if note is not None and (not isinstance(note, str) or not note):
+            raise ConfigError(f"optimizers[{i}].note must be a non-empty string")
+        raw = {
+            k: v
+            for k, v in o.items()
+            if k not in ("name", "label", "clip_norm", "clip_value", "note")
+        }
+        spec = replace(optimizer_spec(o["name"], raw, label), note=note)
         clip = {
             k: _num(f"optimizers[{i}].{k}", o[k], lo=0.0)
             for k in ("clip_norm", "clip_value")
@@ -361,19 +394,46 @@ def optimizer_spec(name: str, raw: dict, label: str | None = None) -> OptimizerS
                 a is None or (isinstance(a, int | float) and not isinstance(a, bool)) for a in items
             ):
                 raise ConfigError(f"optimizers.{name}.{k} must be a number, got {v!r}")
-    if "lr" in cls.defaults:
-        lrs = hp.get("lr", [])
-        default_lr = cls.defaults["lr"]
-        if default_lr not in lrs:
-            lrs = [*lrs, default_lr]
-        hp["lr"] = sorted(set(lrs))
+    # The default joins the lr grid and every log grid, so "default hyperparameters" is always
+    # one of the tuning modes, reported beside the tuned ones.
+    tuned = [k for k in grid_ratios(raw) if isinstance(cls.defaults.get(k), int | float)]
+    for k in (["lr"] if "lr" in cls.defaults else []) + tuned:
+        vals = hp.get(k, [])
+        if cls.defaults[k] not in vals:
+            vals = [*vals, cls.defaults[k]]
+        hp[k] = sorted(set(vals))
     try:
         _validate_optimizer(name, hp)
     except ConfigError as e:
         raise ConfigError(f"optimizers.{name}: {e}") from None
     except TypeError as e:
         raise ConfigError(f"optimizers.{name}: a hyperparameter has the wrong type ({e})") from None
-    return OptimizerSpec(name, hp, label)
+    return OptimizerSpec(name, hp, label, widen=grid_ratios(raw))
+
+
+def grid_ratios(raw: dict) -> dict[str, float]:
+    """The ratio between neighbours of each ``log = [lo, hi, n]`` axis (the axes that widen)."""
+    out = {}
+    for k, v in raw.items():
+        if isinstance(v, dict) and "log" in v:
+            lo, hi, n = v["log"]
+            out[k] = (hi / lo) ** (1.0 / (n - 1))
+    return out
+
+
+def per_decade(ratio: float) -> float:
+    """Grid points per decade of a log axis whose neighbours differ by ``ratio``."""
+    return 1.0 / math.log10(ratio)
+
+
+def widened(values: Sequence[float], ratio: float, upward: bool) -> list[float]:
+    """One more decade of a log axis beyond its top (``upward``) or bottom, at its spacing."""
+    n = max(1, round(per_decade(ratio)))
+    edge = max(values) if upward else min(values)
+    if edge <= 0:
+        return []  # 0 (no damping, no decay) bounds the domain: nothing lies beyond it
+    step = ratio if upward else 1.0 / ratio
+    return [float(f"{edge * step**k:.6g}") for k in range(1, n + 1)]
 
 
 def _schedule(s: Any) -> dict:

@@ -49,8 +49,9 @@ class CellFailure(Exception):
 
 
 def n_runs(suite: Suite, task: Task) -> int:
-    """How many runs a cell has: hyperparameter combinations x starts x seeds."""
-    return len(task.optimizer.grid()) * (suite.starts + 1) * suite.seeds
+    """How many runs a cell has before any widening: combinations x (reported + tuning starts)
+    x seeds."""
+    return len(task.optimizer.grid()) * (suite.starts + 1 + suite.tune_starts) * suite.seeds
 
 
 def require_ray() -> None:

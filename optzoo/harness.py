@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from optzoo import config as config_mod
+from optzoo import metrics
 from optzoo.config import OptimizerSpec, ProblemSpec, Suite
 from optzoo.errors import ConfigError
 from optzoo.metrics import LADDER
@@ -41,7 +42,8 @@ RUN_COLUMNS = {
     "run": "run index within the cell",
     "hp_id": "index of the hyperparameter combination",
     "start_id": "0 is the problem's x0; 1.. are seeded samples from its box",
-    "seed_id": "seed index (mini-batches, gradient noise)",
+    "seed_id": "seed index (mini-batches, gradient noise); tuning runs have their own seeds",
+    "split": "tune (held-out starts and seeds that choose hyperparameters) | test (reported)",
     "lr": "learning rate of the run",
     "hp": "JSON of the run's hyperparameters",
     "hp_default": "True when every hyperparameter is the optimizer's default",
@@ -49,9 +51,10 @@ RUN_COLUMNS = {
     "x_final": "last finite iterate",
     "f_final": "f at x_final (full loss)",
     "f_best": "lowest f seen",
-    "status": "solved | diverged | stalled (|g| < options.grad_tol) | budget",
+    "status": "why it stopped: diverged | stalled (|g| < options.grad_tol) | solved | budget",
+    "solved": "whether it met the problem's success rule (reached the target, or escaped)",
     "steps": "steps taken",
-    "evals": "gradient evaluations spent (f and g: 1, HVP: 2, Hessian: d)",
+    "evals": "gradient evaluations spent (f and g: 1, HVP: 2, Hessian: 2d), at most the budget",
     "nf, ng, nhvp, nh": "oracle counts",
     "steps_to": "per ladder target: first step with f - f* <= target, -1 if never",
     "evals_to": "per ladder target: gradient evaluations when first reached, -1 if never",
@@ -154,29 +157,21 @@ def run_cell(
     cls = optimizers.get_class(ospec.name)
 
     combos = ospec.grid()
-    starts = torch.cat(
-        [
-            problem.x0.reshape(1, -1),
-            problem.sample_starts(suite.starts, seed=stable_seed(suite.seed, pkey)),
-        ]
-    )
-    n_s, n_seed = starts.shape[0], suite.seeds
-    # Runs: hyperparameter-major, then start, then seed.
-    rows = [(h, s, e) for h in range(len(combos)) for s in range(n_s) for e in range(n_seed)]
-    # Group runs by their flags: each group is one tensor program.
-    groups: dict[str, list[int]] = {}
-    keep = set(range(len(rows)) if only is None else only)
-    for i, (h, _, _) in enumerate(rows):
-        if i not in keep:
-            continue
-        key = json.dumps({k: combos[h].get(k) for k in sorted(cls.flags)}, default=str)
-        groups.setdefault(key, []).append(i)
-
+    starts = cell_starts(suite, problem, pkey)
+    rows = _rows(suite, range(len(combos)))
+    keep = range(len(rows)) if only is None else only
     t0 = time.perf_counter()
-    parts = []
-    for idx in groups.values():
-        parts.append(
-            _run_batch(suite, problem, cls, combos, rows, idx, starts, dtype, device, on_step)
+    parts = _run_rows(suite, problem, cls, combos, rows, keep, starts, dtype, device, on_step)
+    # Widening needs the whole cell's tuning runs: a chunk of a cell (only=...) is not widened.
+    for _ in range(suite.widen if only is None else 0):
+        new = _widen(suite, ospec, cls, combos, rows, parts, problem)
+        if not new:
+            break
+        h0, r0 = len(combos), len(rows)
+        combos += new
+        rows += _rows(suite, range(h0, len(combos)))
+        parts += _run_rows(
+            suite, problem, cls, combos, rows, range(r0, len(rows)), starts, dtype, device, on_step
         )
     wall = time.perf_counter() - t0
     recs = {
@@ -197,6 +192,9 @@ def run_cell(
             "hp_id": np.array([r[0] for r in rows], dtype=np.int64),
             "start_id": np.array([r[1] for r in rows], dtype=np.int64),
             "seed_id": np.array([r[2] for r in rows], dtype=np.int64),
+            "split": np.where(np.array([r[1] for r in rows]) > suite.starts, "tune", "test").astype(
+                object
+            ),
             "lr": np.array([float(combos[h].get("lr", np.nan)) for h, _, _ in rows]),
             "hp": hp_json,
             "hp_default": [
@@ -208,6 +206,7 @@ def run_cell(
             "f_final": recs["f_final"],
             "f_best": recs["f_best"],
             "status": recs["status"],
+            "solved": recs["solved"],
             "steps": recs["steps"],
             "evals": recs["evals"],
             "nf": recs["nf"],
@@ -254,6 +253,80 @@ def run_cell(
     }
     grid = landscape_grid(problem) if landscape else None
     return CellResult(cell_name(pkey, ospec.key), runs, traces, paths, info, meta, grid)
+
+
+def cell_starts(suite: Suite, problem: Problem, pkey: str) -> Tensor:
+    """The cell's start points: x0, ``suite.starts`` reported samples, then ``suite.tune_starts``
+    held-out samples from a separate seeded stream (so adding tuning starts moves no other)."""
+    parts = [
+        problem.x0.reshape(1, -1),
+        problem.sample_starts(suite.starts, seed=stable_seed(suite.seed, pkey)),
+    ]
+    if suite.tune_starts:
+        seed = stable_seed(suite.seed, pkey, "tune")
+        parts.append(problem.sample_starts(suite.tune_starts, seed=seed))
+    return torch.cat(parts)
+
+
+def _rows(suite: Suite, hp_ids: Sequence[int]) -> list[tuple[int, int, int]]:
+    """Runs ``(hp_id, start, seed)``: hyperparameter-major, then start, then seed. Tuning runs
+    (starts after ``suite.starts``) draw seeds ``suite.seeds ..``, disjoint from the reported."""
+    n_s = 1 + suite.starts + suite.tune_starts
+    return [
+        (h, s, e + (suite.seeds if s > suite.starts else 0))
+        for h in hp_ids
+        for s in range(n_s)
+        for e in range(suite.seeds)
+    ]
+
+
+def _run_rows(suite, problem, cls, combos, rows, keep, starts, dtype, device, on_step) -> list:
+    """Run the rows ``keep`` as one batch per flag group (a flag changes the program)."""
+    groups: dict[str, list[int]] = {}
+    for i in keep:
+        h = rows[i][0]
+        key = json.dumps({k: combos[h].get(k) for k in sorted(cls.flags)}, default=str)
+        groups.setdefault(key, []).append(i)
+    return [
+        _run_batch(suite, problem, cls, combos, rows, idx, starts, dtype, device, on_step)
+        for idx in groups.values()
+    ]
+
+
+def _widen(suite: Suite, ospec: OptimizerSpec, cls, combos, rows, parts, problem) -> list[dict]:
+    """New combinations one decade beyond each log axis whose best value (chosen on the tuning
+    runs, by ``metrics.best_setting``) is the axis's first or last; [] when every best is inside.
+    Values the optimizer refuses (e.g. beyond 1 for a rate in (0, 1)) are left out."""
+    cols = ("run", "evals", "steps", "f_final", "status", "solved", "evals_to", "steps_to")
+    tab = pd.DataFrame({k: np.concatenate([p[k] for p in parts]) for k in cols})
+    tab = tab[[rows[i][1] > suite.starts for i in tab["run"]]]
+    if tab.empty:
+        return []
+    info = {**problem.info(), "f_saddle": problem.f_saddle()}
+    hits = metrics.problem_hits(tab, info)
+    best = metrics.best_setting(
+        np.array([rows[i][0] for i in tab["run"]]),
+        hits.evals[:, hits.final],
+        tab["evals"].to_numpy(),
+        tab["f_final"].to_numpy(dtype=float),
+    )
+    new: list[dict] = []
+    for axis, ratio in sorted(ospec.widen.items()):
+        values = sorted({c[axis] for c in combos if axis in c})
+        v = combos[best].get(axis)
+        if len(values) < 2 or v not in (values[0], values[-1]):
+            continue
+        for nv in config_mod.widened(values, ratio, upward=v == values[-1]):
+            for c in combos:
+                if c.get(axis) == v:
+                    cand = {**c, axis: nv}
+                    try:
+                        cls(**cand)
+                    except (ConfigError, ValueError, TypeError):
+                        continue
+                    if cand not in new and cand not in combos:
+                        new.append(cand)
+    return new
 
 
 def merge_chunks(parts: Sequence[CellResult]) -> CellResult:
@@ -471,6 +544,7 @@ def _run_batch(suite, problem, cls, combos, rows, idx, starts, dtype, device, on
     solved = torch.zeros_like(active)
     diverged = torch.zeros_like(active)
     stalled = torch.zeros_like(active)
+    overspent = torch.zeros_like(active)
     steps_taken = torch.zeros(R, **i64_kw)
     f_best = torch.full((R,), float("inf"), **f64_kw)
     path_length = torch.zeros(R, **f64_kw)
@@ -519,11 +593,19 @@ def _run_batch(suite, problem, cls, combos, rows, idx, starts, dtype, device, on
         for t in range(suite.steps):
             oracle.active = active
             evals_before = oracle.grad_evals
+            counts_before = [c.clone() for c in oracle.counts] if suite.evals > 0 else None
             x_new, state, f = opt.step(x, state, oracle, lr_scale=suite.lr_factor(t))
             if oracle.batch_size is not None:
                 f = problem.fn(x)  # measured on the full data, not charged to the optimizer
             f64 = f.to(torch.float64)
             ok_f = torch.isfinite(f64)
+            if counts_before is not None:
+                # A step that overspends the budget is not taken and not charged: the run ends
+                # before it, its last iterate measured after the loop like any at the budget.
+                over = active & (oracle.grad_evals > suite.evals)
+                _refund(oracle, over, counts_before, evals_before)
+                overspent |= over
+                active = active & ~over
             evals_after = oracle.grad_evals
             targets.observe(f64, evals_after - evals_before, active & ok_f)
             observe(t, x, f64, evals_before + 1, active & ok_f)
@@ -560,6 +642,7 @@ def _run_batch(suite, problem, cls, combos, rows, idx, starts, dtype, device, on
 
         # The last iterate of the runs that used their whole budget: measured, not charged.
         f_end = problem.fn(x).to(torch.float64)
+        active |= overspent
         last = active & torch.isfinite(f_end)
         diverged |= active & ~torch.isfinite(f_end)
         targets.observe(f_end, torch.zeros(R, **i64_kw), last)
@@ -587,9 +670,10 @@ def _run_batch(suite, problem, cls, combos, rows, idx, starts, dtype, device, on
     trace_f, trace_e = trace_f[:, :n], trace_e[:, :n]
     evals = oracle.grad_evals[:n]
     c = type(oracle.counts)(*(v[:n] for v in oracle.counts))
+    # Why the run stopped; whether it met the success rule is its own column.
     status = np.select(
-        [solved.cpu().numpy(), diverged.cpu().numpy(), stalled.cpu().numpy()],
-        ["solved", "diverged", "stalled"],
+        [diverged.cpu().numpy(), stalled.cpu().numpy(), solved.cpu().numpy()],
+        ["diverged", "stalled", "solved"],
         "budget",
     ).astype(object)
     x_np = x.to(torch.float64).cpu().numpy()
@@ -600,6 +684,7 @@ def _run_batch(suite, problem, cls, combos, rows, idx, starts, dtype, device, on
         "f_final": f_end.cpu().numpy(),
         "f_best": f_best.cpu().numpy(),
         "status": status,
+        "solved": solved.cpu().numpy(),
         "steps": steps_taken.cpu().numpy(),
         "evals": evals.cpu().numpy(),
         "nf": c.nf.cpu().numpy(),
@@ -637,6 +722,13 @@ def _run_batch(suite, problem, cls, combos, rows, idx, starts, dtype, device, on
             }
         )
     return {**rec, "trace": trace, "path": path}
+
+
+def _refund(oracle: Oracle, over: Tensor, counts_before: list[Tensor], evals_before: Tensor):
+    """Restore the counts of the runs in ``over`` to before this step (the step is not taken)."""
+    for c, b in zip(oracle.counts, counts_before, strict=True):
+        torch.where(over, b, c, out=c)
+    oracle.restore_evals(torch.where(over, evals_before, oracle.grad_evals))
 
 
 def _object_rows(a: np.ndarray) -> np.ndarray:

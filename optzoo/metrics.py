@@ -20,12 +20,16 @@ Conventions used throughout:
 
 from __future__ import annotations
 
+import json
 import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from optzoo.stats import wilson
 
 # The COCO target ladder: f - f* <= 10^2 ... 10^-8, 51 values, step 10^0.2.
 LADDER = np.array([10.0 ** (2 - 0.2 * i) for i in range(51)])
@@ -127,12 +131,11 @@ def endpoint_counts(endpoints: Sequence[str]) -> str:
 
     Ties are ordered by name, so the text is deterministic.
     """
-    s = pd.Series(np.asarray(endpoints, dtype=object))
-    n = len(s)
+    labels = [str(e) for e in np.asarray(endpoints, dtype=object)]
+    n = len(labels)
     if n == 0:
         return ""
-    counts = s.value_counts()
-    items = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))
+    items = sorted(Counter(labels).items(), key=lambda kv: (-kv[1], kv[0]))
     return ", ".join(f"{k} {v}/{n}" for k, v in items)
 
 
@@ -185,7 +188,7 @@ def problem_hits(runs: pd.DataFrame, info: dict, traces: pd.DataFrame | None = N
         st = _stack(runs["steps_to"], len(LADDER))
         return Hits("f_star", LADDER.copy(), ev, st, final)
     if info.get("saddles"):
-        ok = (runs["status"] == "solved").to_numpy()
+        ok = (runs["solved"] if "solved" in runs else runs["status"] == "solved").to_numpy(bool)
         ev = np.where(ok, runs["evals"].to_numpy(), -1).astype(np.int64)[:, None]
         st = np.where(ok, runs["steps"].to_numpy(), -1).astype(np.int64)[:, None]
         return Hits("escape", np.array([np.nan]), ev, st, 0)
@@ -253,74 +256,131 @@ def hp_stats(runs: pd.DataFrame, hits: dict[str, Hits]) -> pd.DataFrame:
     escape_step_q50.
     """
     rows = []
-    for (prob, opt, hp_id), g in runs.groupby(["problem", "optimizer", "hp_id"], sort=True):
+    if "split" not in runs:
+        runs = runs.assign(split="test")
+    keys = ["problem", "optimizer", "hp_id", "split"]
+    # Columns as plain numpy arrays once: a per-group pandas lookup costs more than its maths.
+    names = ("category", "hp", "lr", "hp_default", "row", "evals", "f_best", "f_final", "status",
+             "endpoint", "path_length", "displacement", "flat_steps", "max_step",
+             "escape_step")  # fmt: skip
+    col = {
+        k: runs[k].to_numpy(dtype=object if k in ("status", "endpoint") else None) for k in names
+    }
+    for (prob, opt, hp_id, split), pos in runs.groupby(keys, sort=True).indices.items():
+        g = {k: v[pos] for k, v in col.items()}
         h = hits[prob]
-        idx = g["row"].to_numpy()
+        idx = g["row"]
         ev, stp = h.evals[idx], h.steps[idx]
-        total = g["evals"].to_numpy()
+        total = g["evals"]
         fin = ev[:, h.final]
         rec = {
             "problem": prob,
-            "category": g["category"].iloc[0],
+            "category": g["category"][0],
             "optimizer": opt,
             "hp_id": int(hp_id),
-            "hp": g["hp"].iloc[0],
-            "lr": float(g["lr"].iloc[0]),
-            "hp_default": bool(g["hp_default"].iloc[0]),
-            "runs": len(g),
+            "split": split,
+            "hp": g["hp"][0],
+            "lr": float(g["lr"][0]),
+            "hp_default": bool(g["hp_default"][0]),
+            "runs": len(pos),
             "successes": int((fin >= 0).sum()),
             "success_rate": float(success_rate(fin)),
             "art": art(fin, total),
         }
+        rec["success_lo"], rec["success_hi"] = wilson(rec["successes"], rec["runs"])
         for t in TABLE_TARGETS:
             c = h.column(t)
             rec[f"art_{t:g}"] = art(ev[:, c], total) if c is not None and c <= h.final else math.nan
         for name, q in (
             ("steps", to_target_quartiles(stp[:, h.final])),
             ("evals", to_target_quartiles(fin)),
-            ("f_best", quartiles(g["f_best"].to_numpy())),
-            ("f_final", quartiles(g["f_final"].to_numpy())),
+            ("f_best", quartiles(g["f_best"])),
+            ("f_final", quartiles(g["f_final"])),
         ):
             for lab, v in zip(("q25", "q50", "q75"), q, strict=True):
                 rec[f"{name}_{lab}"] = v
-        rec["diverged"] = divergence_count(g["status"].to_numpy())
-        rec["endpoints"] = endpoint_counts(g["endpoint"].to_numpy())
-        eff = path_efficiency(g["path_length"].to_numpy(), g["displacement"].to_numpy())
+        rec["diverged"] = divergence_count(g["status"])
+        rec["endpoints"] = endpoint_counts(g["endpoint"])
+        eff = path_efficiency(g["path_length"], g["displacement"])
         rec["efficiency_q25"], rec["efficiency_q50"], rec["efficiency_q75"] = quartiles(eff)
-        rec["zigzag_q50"] = quartiles(
-            zigzag(g["path_length"].to_numpy(), g["displacement"].to_numpy())
-        )[1]
-        rec["flat_steps_q50"] = quartiles(g["flat_steps"].to_numpy())[1]
-        rec["max_step_q50"] = quartiles(g["max_step"].to_numpy())[1]
-        rec["escape_step_q50"] = quartiles(escape_steps(g["escape_step"].to_numpy()))[1]
+        rec["zigzag_q50"] = quartiles(zigzag(g["path_length"], g["displacement"]))[1]
+        rec["flat_steps_q50"] = quartiles(g["flat_steps"])[1]
+        rec["max_step_q50"] = quartiles(g["max_step"])[1]
+        rec["escape_step_q50"] = quartiles(escape_steps(g["escape_step"]))[1]
         rows.append(rec)
     return pd.DataFrame(rows)
 
 
 # -- tuning -----------------------------------------------------------------------------------
-def best_per_problem(stats: pd.DataFrame) -> pd.DataFrame:
-    """Tuning mode (b): per (problem, optimizer) the hyperparameters with the lowest aRT.
+# The one order in which hyperparameter settings are ranked (tuning, widening): lowest aRT at the
+# success target; ties (including "no run succeeds", aRT = inf) go to the higher success rate,
+# then the lower median final f, then the lower hp_id.
+SELECT_BY = ["art", "success_rate", "f_final_q50", "hp_id"]
+SELECT_ASCENDING = [True, False, True, True]
 
-    Order: lowest aRT at the success target; ties (including "no run succeeds", aRT = inf) go
-    to the higher success rate, then the lower median final f, then the lower ``hp_id``.
-    Returns one row of ``stats`` per (problem, optimizer).
+
+def best_setting(
+    hp_ids: np.ndarray, hits: np.ndarray, total: np.ndarray, f_final: np.ndarray
+) -> int | None:
+    """The hp_id ranked first by ``SELECT_BY`` among runs given as parallel arrays (one cell).
+
+    ``hits``: evaluations at the success target, -1 never; ``total``: each run's evaluations.
     """
+    hp_ids = np.asarray(hp_ids)
+    if hp_ids.size == 0:
+        return None
+    rows = []
+    for h in np.unique(hp_ids):
+        m = hp_ids == h
+        f = quartiles(np.asarray(f_final, dtype=float)[m])[1]
+        rows.append((art(hits[m], total[m]), -success_rate(hits[m]), _nan_last(f), int(h)))
+    return min(rows)[3]
+
+
+def _nan_last(x: float) -> float:
+    return math.inf if math.isnan(x) else x
+
+
+def _split(stats: pd.DataFrame, which: str) -> pd.DataFrame:
+    """The rows of one split; stats without a ``split`` column are all reported ("test")."""
+    if "split" not in stats:
+        return stats
+    return stats[stats["split"] == which]
+
+
+def tuning_split(stats: pd.DataFrame) -> str:
+    """Where hyperparameters are chosen: the held-out "tune" runs when there are any."""
+    if "split" in stats and (stats["split"] == "tune").any():
+        return "tune"
+    return "test"
+
+
+def best_per_problem(stats: pd.DataFrame, select_on: str | None = None) -> pd.DataFrame:
+    """Tuning mode (b): per (problem, optimizer) the hyperparameters ranked first by
+    ``SELECT_BY`` on the ``select_on`` runs (default: the held-out ones, when there are), and
+    the reported ("test") rows of that setting. Selection on the reported runs themselves
+    (``select_on="test"``) would let their own noise pick the winner (winner's curse)."""
     if stats.empty:
         return stats
-    s = stats.sort_values(
-        ["problem", "optimizer", "art", "success_rate", "f_final_q50", "hp_id"],
-        ascending=[True, True, True, False, True, True],
+    select_on = select_on or tuning_split(stats)
+    s = _split(stats, select_on).sort_values(
+        ["problem", "optimizer", *SELECT_BY],
+        ascending=[True, True, *SELECT_ASCENDING],
         kind="stable",
         na_position="last",
     )
-    return s.groupby(["problem", "optimizer"], sort=True).head(1).reset_index(drop=True)
+    chosen = s.groupby(["problem", "optimizer"], sort=True).head(1)
+    keys = chosen[["problem", "optimizer", "hp_id"]]
+    out = _split(stats, "test").merge(keys, on=["problem", "optimizer", "hp_id"])
+    return out.sort_values(["problem", "optimizer"], kind="stable").reset_index(drop=True)
 
 
 def default_hp(stats: pd.DataFrame) -> pd.DataFrame:
-    """Tuning mode (a): the rows run at every hyperparameter's default (``hp_default``)."""
+    """Tuning mode (a): the reported rows run at every hyperparameter's default."""
     if stats.empty:
         return stats
-    d = stats[stats["hp_default"]]
+    d = _split(stats, "test")
+    d = d[d["hp_default"]]
     return (
         d.sort_values(["problem", "optimizer", "hp_id"]).groupby(["problem", "optimizer"]).head(1)
     )
@@ -331,16 +391,16 @@ def per_category(stats: pd.DataFrame) -> pd.DataFrame:
 
     The hyperparameter settings of one optimizer are the same on every problem of a suite, so
     they are matched by their JSON (``hp``). The chosen setting maximises the category success
-    rate (successes over all runs of the category's problems); ties go to the lowest mean over
-    the problems it solves at least once of ``log10(aRT / best aRT)``, the best taken over this
-    optimizer's settings on that problem (COCO's aRT ratio); then to the lowest median over
-    problems of the median final f gap to the best median final f; then the lowest ``hp_id``.
-    Returns ``stats`` rows of the chosen setting, one per (problem, optimizer), with a ``cat_lr``
-    column.
+    rate (successes over all runs of the category's problems) on the held-out runs when there
+    are any; ties go to the lowest mean over the problems it solves at least once of
+    ``log10(aRT / best aRT)``, the best taken over this optimizer's settings on that problem
+    (COCO's aRT ratio); then to the lowest median over problems of the median final f gap to the
+    best median final f; then the lowest ``hp_id``. Returns the reported rows of the chosen
+    setting, one per (problem, optimizer), with a ``cat_lr`` column.
     """
     if stats.empty:
         return stats.assign(cat_lr=pd.Series(dtype=float))
-    s = stats.copy()
+    s = _split(stats, tuning_split(stats)).copy()
     best = s.groupby(["problem", "optimizer"])["art"].transform("min")
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.log10(s["art"].to_numpy() / best.to_numpy())
@@ -369,8 +429,32 @@ def per_category(stats: pd.DataFrame) -> pd.DataFrame:
     chosen = agg.groupby(["optimizer", "category"], sort=True).head(1)[
         ["optimizer", "category", "hp", "lr"]
     ]
-    out = s.merge(chosen.rename(columns={"lr": "cat_lr"}), on=["optimizer", "category", "hp"])
-    return out.drop(columns=["_log_ratio", "_fgap"]).sort_values(["problem", "optimizer"])
+    out = _split(stats, "test").merge(
+        chosen.rename(columns={"lr": "cat_lr"}), on=["optimizer", "category", "hp"]
+    )
+    return out.sort_values(["problem", "optimizer"])
+
+
+def at_grid_edge(stats: pd.DataFrame, chosen: pd.DataFrame) -> pd.Series:
+    """Per chosen row: whether a numeric hyperparameter it tuned sits at the first or last value
+    its grid reached (after widening): the optimum may lie beyond, so the tables flag it."""
+    grids: dict[tuple[str, str], dict[str, set]] = {}
+    for (p, o), g in stats.groupby(["problem", "optimizer"], sort=False):
+        axes: dict[str, set] = {}
+        for hp in g["hp"].unique():
+            for k, v in json.loads(hp).items():
+                if isinstance(v, int | float) and not isinstance(v, bool):
+                    axes.setdefault(k, set()).add(float(v))
+        grids[(p, o)] = {k: v for k, v in axes.items() if len(v) >= 3}
+    flags = []
+    for p, o, hp in zip(chosen["problem"], chosen["optimizer"], chosen["hp"], strict=True):
+        axes = grids.get((p, o), {})
+        vals = json.loads(hp)
+        # 0 (no damping, no decay) bounds the domain rather than the grid: not an edge.
+        flags.append(
+            any(float(vals[k]) in (min(v), max(v)) and vals[k] != 0 for k, v in axes.items())
+        )
+    return pd.Series(flags, index=chosen.index, dtype=bool)
 
 
 # -- aggregation over problems ----------------------------------------------------------------

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from optzoo import metrics
+from optzoo import metrics, stats
 from optzoo.errors import ConfigError
 from optzoo.store import Store, cell_name, write_text
 
@@ -48,12 +48,11 @@ DPI = 120
 PANEL_W, PANEL_H, LEGEND_H = 4.0, 3.2, 0.7  # inches
 MAX_COLS = 3
 LOG_FLOOR = 1e-12  # f - f* below this is drawn at this value on log axes
-FIG_FORMATS = ("png", "svg")
+FIG_FORMATS = ("png",)  # one format: SVGs of contours and scatters were large and slow
 # Sizes in inches of the single-panel figures; panel grids use ``figure_size``.
 SIZES = {
     "contour": (6.4, 5.6),
     "profile": (6.4, 4.4),
-    "zigzag": (8.0, 4.4),
     "cliff": (10.0, 4.2),
     "critical_points": (10.0, 4.2),
 }
@@ -62,7 +61,7 @@ SIZES = {
 FIGURES = {
     "contour": "Contours of a 2-D problem (log-spaced levels of f - min f; plateaus: of max f - f; "
     "saddle problems: linear levels of f) with each optimizer's trajectory from the default "
-    "start at its best learning rate; stars: minima, crosses: saddles.",
+    "start at its best setting, one panel per optimizer family; stars: minima, crosses: saddles.",
     "convergence": "f - f* (or f) against gradient evaluations: median over starts with the "
     "interquartile band, each optimizer at its best learning rate per problem.",
     "ecdf": "Runtime ECDF per category (COCO): the share of (run, target) pairs reached within a "
@@ -73,10 +72,8 @@ FIGURES = {
     "nearest to (or saddle, escaped, diverged, other), one panel per optimizer at its best lr.",
     "lr_sensitivity": "Success rate against learning rate per optimizer, one panel per category; "
     "the hollow marker is the default learning rate.",
-    "zigzag": "Path efficiency |x_T - x_0| / path length in ravines (1: straight; low: zigzag), "
-    "median and interquartile range over starts at the best learning rate.",
-    "cliff": "Cliffs: median largest step and divergence rate per optimizer over the whole "
-    "learning-rate grid, with and without gradient clipping when two result sets are compared.",
+    "cliff": "Cliffs (with --compare): median largest step and divergence rate per optimizer "
+    "over the whole learning-rate grid, with and without gradient clipping.",
     "critical_points": "Critical points found: final loss against the minimum ratio (share of "
     "positive Hessian eigenvalues), and the eigenvalue histogram of a typical end point.",
 }
@@ -188,12 +185,54 @@ class Analysis:
         row = b[(b["problem"] == problem) & (b["optimizer"] == optimizer)]
         if row.empty:
             return self.runs.iloc[:0]
+        key = (problem, optimizer, int(row["hp_id"].iloc[0]), "test")
+        return self.runs.iloc[self._groups.get(key, [])]
+
+    @cached_property
+    def _groups(self) -> dict[tuple, np.ndarray]:
+        """(problem, optimizer, hp_id, split) -> the positions of those runs."""
+        r = self.runs if "split" in self.runs else self.runs.assign(split="test")
+        return r.groupby(["problem", "optimizer", "hp_id", "split"], sort=False).indices
+
+    @cached_property
+    def notes(self) -> dict[str, str]:
+        """Optimizer -> its disclosed note (e.g. a different objective) from the suite file."""
+        specs = self.manifest.get("suite", {}).get("optimizers", [])
+        return {(o.get("label") or o["name"]): o["note"] for o in specs if o.get("note")}
+
+    def success_caption(self) -> str:
+        """The success targets of the problems shown, from the data: the common one, then the
+        problems whose own target differs."""
+        labels = {p: self.target_label(p) for p in self.problems}
+        common = pd.Series(list(labels.values())).mode()
+        main = common.iloc[0] if len(common) else ""
+        odd = [f"{p}: {t}" for p, t in labels.items() if t != main]
+        return f"success: {main}" + (f" ({'; '.join(odd)})" if odd else "")
+
+    def protocol_caption(self) -> str:
+        """How settings were chosen and how many runs each number rests on, from the data."""
         r = self.runs
-        return r[
-            (r["problem"] == problem)
-            & (r["optimizer"] == optimizer)
-            & (r["hp_id"] == int(row["hp_id"].iloc[0]))
-        ]
+        test = r[r["split"] == "test"] if "split" in r else r
+        n = test.groupby(["problem", "optimizer", "hp_id"]).size()
+        runs = f"{n.min()}" if n.min() == n.max() else f"{n.min()}-{n.max()}"
+        if metrics.tuning_split(self.stats) == "tune":
+            tune = r[r["split"] == "tune"].groupby(["problem", "optimizer", "hp_id"]).size()
+            how = f"chosen on {tune.min()} held-out runs per setting"
+        else:
+            how = "chosen on the reported runs themselves (no held-out starts)"
+        return f"settings {how}; {runs} reported runs per problem and optimizer"
+
+    def run_outcomes(self, rows: pd.DataFrame) -> dict[tuple[str, str], np.ndarray]:
+        """(problem, optimizer) -> per reported run of the chosen setting: RT to the success
+        target and whether it was reached, as an (n, 2) array."""
+        out = {}
+        for p, o in zip(rows["problem"], rows["optimizer"], strict=True):
+            br = self.best_runs(p, o)
+            h = self.hits[p]
+            hit = h.evals[br["row"].to_numpy(), h.final]
+            rt = metrics.runtime(hit, br["evals"].to_numpy())
+            out[(p, o)] = np.stack([rt, hit >= 0], axis=1)
+        return out
 
     def target_label(self, problem: str) -> str:
         h = self.hits[problem]
@@ -214,8 +253,15 @@ def _category_rank(c: str) -> int:
     return CATEGORY_ORDER.index(c) if c in CATEGORY_ORDER else len(CATEGORY_ORDER)
 
 
+# The Analysis that ``write`` is using, so the README's summary does not read and reduce the
+# runs a second time (cleared when ``write`` returns).
+_OPEN: dict[Path, Analysis] = {}
+
+
 def _analysis(data: Analysis | str | Path) -> Analysis:
-    return data if isinstance(data, Analysis) else Analysis(data)
+    if isinstance(data, Analysis):
+        return data
+    return _OPEN.get(Path(data).resolve()) or Analysis(data)
 
 
 # -- formatting -------------------------------------------------------------------------------
@@ -316,9 +362,17 @@ def convergence_table(data: Analysis | str | Path) -> pd.DataFrame:
         "f_best_q25", "f_best_q50", "f_best_q75", "f_final_q25", "f_final_q50", "f_final_q75",
         "diverged", "endpoints",
     ]  # fmt: skip
+    cols[9:11] = ["success_rate", "success_lo", "success_hi", "art", "art_lo", "art_hi"]
+    cols[4:4] = ["at_grid_edge"]
     if b.empty:
         return pd.DataFrame(columns=cols)
-    out = b.assign(tuning="best lr per problem", target=b["problem"].map(an.target_label))
+    out = b.assign(
+        tuning=f"best setting per problem, {metrics.tuning_split(an.stats)} runs",
+        target=b["problem"].map(an.target_label),
+        at_grid_edge=metrics.at_grid_edge(an.stats, b),
+    )
+    ci = [stats.art_interval(v[:, 0], v[:, 1] > 0) for v in an.run_outcomes(out).values()]
+    out["art_lo"], out["art_hi"] = [c[0] for c in ci], [c[1] for c in ci]
     return out[cols].reset_index(drop=True)
 
 
@@ -328,9 +382,17 @@ def _convergence_display(t: pd.DataFrame) -> pd.DataFrame:
             "problem": t["problem"],
             "category": t["category"],
             "optimizer": t["optimizer"],
-            "lr": [fmt(v, 3) for v in t["lr"]],
-            "success": [f"{s}/{n}" for s, n in zip(t["successes"], t["runs"], strict=True)],
-            "aRT": [fmt_art(v) for v in t["art"]],
+            "setting": [_setting(h, e) for h, e in zip(t["hp"], t["at_grid_edge"], strict=True)],
+            "success [95% CI]": [
+                f"{s}/{n} {_ci(lo, hi)}"
+                for s, n, lo, hi in zip(
+                    t["successes"], t["runs"], t["success_lo"], t["success_hi"], strict=True
+                )
+            ],
+            "aRT [95% CI]": [
+                f"{fmt_art(a)} [{fmt_art(lo)}, {fmt_art(hi)}]" if np.isfinite(a) else fmt_art(a)
+                for a, lo, hi in zip(t["art"], t["art_lo"], t["art_hi"], strict=True)
+            ],
             "steps to target": [
                 fmt_q(a, m, c)
                 for a, m, c in zip(t["steps_q25"], t["steps_q50"], t["steps_q75"], strict=True)
@@ -355,20 +417,45 @@ def _convergence_display(t: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-_CONV_RIGHT = ("lr", "success", "aRT", "diverged")
+_CONV_RIGHT = ("success [95% CI]", "aRT [95% CI]", "diverged")
 
 
 def _convergence_md(an: Analysis, t: pd.DataFrame) -> str:
     head = (
         "# Convergence\n\n"
-        "Each optimizer at its best learning rate per problem (tuning mode b: lowest aRT at the "
-        "success target; ties: higher success, then lower median final f). success: runs that "
-        "reached the target (f <= f* + 1e-8, or escape from the saddle); aRT: COCO's average "
-        "runtime in gradient evaluations (sum of runtimes over all runs / successes; ∞: none); "
-        "steps and evals to target: median [q25, q75] over successful runs; f best and f final: "
-        "median [q25, q75] over all runs; ended: where runs stopped.\n\n"
+        f"Each optimizer at its best setting per problem (tuning mode b: lowest aRT at the "
+        f"success target; ties: higher success, then lower median final f); "
+        f"{an.protocol_caption()}. {an.success_caption()}. success: runs that reached the "
+        "target, with a 95% Wilson interval; aRT: COCO's average runtime in gradient "
+        "evaluations (sum of runtimes over all runs / successes; ∞: none) with a 95% bootstrap "
+        "interval; setting: the tuned values (edge: at the end of its grid after widening, the "
+        "optimum may lie beyond); steps and evals to target: median [q25, q75] over successful "
+        "runs; f best and f final: median [q25, q75] over all runs; ended: where runs stopped.\n"
+        + _notes_md(an)
+        + "\n"
     )
     return head + _markdown(_convergence_display(t), right=_CONV_RIGHT)
+
+
+def _notes_md(an: Analysis) -> str:
+    """Disclosed notes (variants that change the objective), one line each."""
+    return "".join(f"\n† {o}: {n}.\n" for o, n in an.notes.items())
+
+
+def _ci(lo: float, hi: float) -> str:
+    """A Wilson interval in percent, ``[lo, hi]``."""
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return ""
+    return f"[{100 * lo:.0f}, {100 * hi:.0f}]"
+
+
+def _setting(hp: str, edge: bool) -> str:
+    """The tuned hyperparameters of a row, compactly; "(edge)" when one sits at its grid's end."""
+    import json
+
+    vals = json.loads(hp)
+    shown = [f"{k} {fmt(v, 3)}" for k, v in sorted(vals.items()) if k in ("lr", "damping")]
+    return ", ".join(shown) + (" (edge)" if edge else "")
 
 
 def _delta_label(t: float) -> str:
@@ -385,26 +472,39 @@ def targets_tables(data: Analysis | str | Path) -> dict[str, tuple[pd.DataFrame,
         if b.empty:
             continue
         if h.kind == "escape":
-            cols = {"aRT escape": b["art"].to_numpy()}
+            cols = {"aRT escape": b["art"].to_numpy()}  # fmt: skip
         else:
             cols = {_delta_label(t): b[f"art_{t:g}"].to_numpy() for t in metrics.TABLE_TARGETS}
         df = pd.DataFrame(
             {"optimizer": b["optimizer"].to_numpy(), "lr": [fmt(v, 3) for v in b["lr"]]}
         )
         bold = set()
+        opts = b["optimizer"].tolist()
+        eligible = [i for i, o in enumerate(opts) if o not in an.notes]
         for c, v in cols.items():
             v = np.asarray(v, dtype=float)
             df[c] = [fmt_art(x) for x in v]
-            fin = v[np.isfinite(v)]
-            if fin.size:
-                bold |= {(i, c) for i in np.flatnonzero(v == fin.min())}
+            col = h.final if h.kind == "escape" else h.column(float(c)) if c[0].isdigit() else None
+            if col is None or col > h.final or not np.isfinite(v).any():
+                continue
+            # Bold only where a rank-sum test on runtimes (unreached: inf) separates the best.
+            rts = {}
+            for i in eligible:
+                br = an.best_runs(p, opts[i])
+                hit = h.evals[br["row"].to_numpy(), col]
+                rts[i] = np.where(hit >= 0, hit, np.inf)
+            win = stats.best_is_significant(rts, higher_is_better=False)
+            if win is not None and np.isfinite(v[win]):
+                bold.add((win, c))
         succ_col = (
             "#succ" if h.kind == "escape" else f"#succ {_delta_label(metrics.LADDER[h.final])}"
         )
         df[succ_col] = [f"{s}/{n}" for s, n in zip(b["successes"], b["runs"], strict=True)]
-        s = b["successes"].to_numpy()
-        if s.max() > 0:
-            bold |= {(i, succ_col) for i in np.flatnonzero(s == s.max())}
+        succ = {i: stats.binary(b["successes"].iloc[i], b["runs"].iloc[i]) for i in eligible}
+        win = stats.best_is_significant(succ)
+        if win is not None:
+            bold.add((win, succ_col))
+        df["optimizer"] = [o + ("†" if o in an.notes else "") for o in opts]
         out[p] = (df, bold)
     return out
 
@@ -426,9 +526,12 @@ def _targets_md(an: Analysis, tables: dict) -> str:
     parts = [
         "# aRT per target\n\n"
         "COCO-style: aRT (average runtime in gradient evaluations) to reach f - f* <= delta_f, "
-        "each optimizer at its best learning rate on the problem; ∞: no run reached it; —: finer "
-        "than the problem's success target. #succ: runs that reached the success target. Best of "
-        "each column in bold.\n"
+        "each optimizer at its best setting on the problem; ∞: no run reached it; —: finer "
+        "than the problem's success target. #succ: runs that reached the success target. Bold: "
+        "the best of a column where a two-sided rank-sum test (runtimes, unreached = ∞; success "
+        "counts), Bonferroni-corrected over the others, separates it from every other optimizer "
+        "at the 5% level; no bold: no significant best. † not compared (see its note).\n"
+        + _notes_md(an)
     ]
     for p, (df, bold) in tables.items():
         shown = df.copy()
@@ -492,13 +595,28 @@ def categories_table(data: Analysis | str | Path) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     if df.empty:
         return df
-    # Competition ranking ("1224") within a category on (success desc, aRT ratio asc).
-    keys = list(zip(-df["success_best_lr"].fillna(-1), df["art_ratio"].fillna(np.inf), strict=True))
-    cats = df["category"].tolist()
-    df["rank"] = [
-        1 + sum(1 for c2, k2 in zip(cats, keys, strict=True) if c2 == c and k2 < k)
-        for c, k in zip(cats, keys, strict=True)
+    counts = b.groupby(["category", "optimizer"])[["successes", "runs"]].sum()
+    lo_hi = [
+        stats.wilson(*counts.loc[(c, o)])
+        for c, o in zip(df["category"], df["optimizer"], strict=True)
     ]
+    df["success_lo"], df["success_hi"] = [x[0] for x in lo_hi], [x[1] for x in lo_hi]
+    # Rank: 1 + the optimizers whose category success (lr per problem) is significantly higher
+    # (rank-sum on the runs' outcomes, Bonferroni over the category's pairs): ties are shared
+    # wherever the data cannot tell two optimizers apart.
+    ranks = []
+    for c, o in zip(df["category"], df["optimizer"], strict=True):
+        mine = stats.binary(*counts.loc[(c, o)])
+        others = [o2 for o2 in counts.loc[c].index if o2 != o]
+        pairs = max(1, len(others) * (len(others) + 1) // 2)
+        better = sum(
+            1
+            for o2 in others
+            if (theirs := stats.binary(*counts.loc[(c, o2)])).mean() > mine.mean()
+            and stats.significantly_different(theirs, mine, pairs)
+        )
+        ranks.append(1 + better)
+    df["rank"] = ranks
     return df
 
 
@@ -513,7 +631,12 @@ def _categories_display(df: pd.DataFrame) -> pd.DataFrame:
             "optimizer": df["optimizer"],
             "problems": df["problems"].astype(str),
             "success (default)": [_pct(v) for v in df["success_default"]],
-            "success (lr per problem)": [_pct(v) for v in df["success_best_lr"]],
+            "success (lr per problem) [95% CI]": [
+                f"{_pct(v)} {_ci(lo, hi)}"
+                for v, lo, hi in zip(
+                    df["success_best_lr"], df["success_lo"], df["success_hi"], strict=True
+                )
+            ],
             "success (lr per category)": [_pct(v) for v in df["success_category_lr"]],
             "category lr": [fmt(v, 3) for v in df["category_lr"]],
             "aRT / best": [fmt(v, 3) for v in df["art_ratio"]],
@@ -599,9 +722,14 @@ def _write_tables(an: Analysis) -> list[Path]:
         "# Categories\n\n"
         "Success: share of runs reaching the success target over the category's problems, at the "
         "default hyperparameters, at the best lr per problem, and at one lr per category "
-        "(highest category success; ties: lowest mean log aRT ratio). aRT / best: median over "
-        "the category's problems of the optimizer's aRT over the best optimizer's (lr per "
-        "problem). Rank: by success (lr per problem), then aRT / best.\n\n"
+        "(highest category success; ties: lowest mean log aRT ratio), each chosen on the "
+        "held-out runs and reported on the others, with a 95% Wilson interval. aRT / best: "
+        "median over the category's problems of the optimizer's aRT over the best optimizer's "
+        "(lr per problem). Rank: 1 + the optimizers with significantly higher success (lr per "
+        "problem; rank-sum, Bonferroni over the category's pairs, 5%): equal ranks are not "
+        "told apart by the data.\n"
+        + _notes_md(an)
+        + "\n"
         + _markdown(
             cat_show, right=[c for c in cat_show.columns if c not in ("category", "optimizer")]
         ),
@@ -633,19 +761,33 @@ def _write_tables(an: Analysis) -> list[Path]:
 
 # -- summary and index ------------------------------------------------------------------------
 def summary(root: str | Path) -> str:
-    """A compact text table: per optimizer, success rate per category at its best lr per problem."""
+    """A compact text table: per optimizer, success rate per category at its best setting per
+    problem (chosen on held-out runs), with 95% Wilson intervals; * marks a category's best where
+    it is significantly better than every other optimizer."""
     from tabulate import tabulate
 
     an = _analysis(root)
     b = an.best
+    counts = b.groupby(["category", "optimizer"])[["successes", "runs"]].sum()
+    best_of = {}
+    for c in an.categories:
+        samples = {
+            o: stats.binary(*counts.loc[(c, o)])
+            for o in an.optimizers
+            if (c, o) in counts.index and o not in an.notes
+        }
+        best_of[c] = stats.best_is_significant(samples)
     rows = []
     for o in an.optimizers:
         sub = b[b["optimizer"] == o]
-        row = [o]
+        row = [o + ("†" if o in an.notes else "")]
         for c in an.categories:
             s = sub[sub["category"] == c]
-            row.append(_pct(s["successes"].sum() / s["runs"].sum()) if len(s) else "—")
-        row.append(_pct(sub["successes"].sum() / sub["runs"].sum()) if len(sub) else "—")
+            k, n = int(s["successes"].sum()), int(s["runs"].sum())
+            mark = "*" if best_of[c] == o else ""
+            row.append(f"{_pct(k / n)}{mark} {_ci(*stats.wilson(k, n))}" if n else "—")
+        k, n = int(sub["successes"].sum()), int(sub["runs"].sum())
+        row.append(f"{_pct(k / n)} {_ci(*stats.wilson(k, n))}" if n else "—")
         solved = int(np.isfinite(sub["art"].to_numpy(dtype=float)).sum())
         row.append(f"{solved}/{len(sub)}")
         rows.append(row)
@@ -657,8 +799,13 @@ def summary(root: str | Path) -> str:
         disable_numparse=True,
         colalign=["left"] + ["right"] * (len(head) - 1),
     )
-    head = "success rate at the best lr per problem (f* + 1e-8; saddles: escape; f* unknown: f_ref)"
-    return head + "\n" + table
+    first = (
+        "success rate [95% Wilson interval] at the best setting per problem; "
+        f"{an.protocol_caption()}\n{an.success_caption()}; * a category's best, significantly "
+        "better than every other optimizer (rank-sum, Bonferroni, 5%)"
+    )
+    notes = "".join(f"\n† {o}: {n}" for o, n in an.notes.items())
+    return first + "\n" + table + notes
 
 
 def index_markdown(root: str | Path) -> str:
@@ -720,17 +867,36 @@ def _styled(func: Callable[..., list[Path]]) -> Callable[..., list[Path]]:
     return inner
 
 
-def _figure(figsize: tuple[float, float]):
-    """A bare Figure rendered by Agg on save: no pyplot, no backend switch, no global state."""
+def _figure(figsize: tuple[float, float], constrained: bool = True):
+    """A bare Figure rendered by Agg on save: no pyplot, no backend switch, no global state.
+
+    Constrained layout measures every text on an extra draw pass: worth it for one panel, but
+    half the drawing time of a panel grid, which ``_grid`` lays out with fixed margins instead.
+    """
     from matplotlib.figure import Figure
 
-    return Figure(figsize=figsize, layout="constrained")
+    return Figure(figsize=figsize, layout="constrained" if constrained else None)
+
+
+# Fixed margins of a panel grid, in inches: tick labels and axis label on the left, the title
+# (suptitle) on top, the legend rows and the x label below.
+GRID_LEFT, GRID_RIGHT, GRID_TOP, GRID_BOTTOM = 0.8, 0.3, 0.8, 0.55
+LEGEND_ROW = 0.19  # inches per legend row at legend.fontsize 8
 
 
 def _grid(n: int):
     ncols = max(1, min(MAX_COLS, n))
     nrows = max(1, math.ceil(n / ncols))
-    fig = _figure(figure_size(n))
+    w, h = figure_size(n)
+    fig = _figure((w, h), constrained=False)
+    fig.subplots_adjust(
+        left=GRID_LEFT / w,
+        right=1 - GRID_RIGHT / w,
+        top=1 - GRID_TOP / h,
+        bottom=(GRID_BOTTOM + LEGEND_H) / h,
+        wspace=0.45,
+        hspace=0.75 / (PANEL_H - 0.75),
+    )
     axes = fig.subplots(nrows, ncols, squeeze=False)
     flat = axes.ravel().tolist()
     for ax in flat[n:]:
@@ -738,20 +904,65 @@ def _grid(n: int):
     return fig, flat[:n]
 
 
-def _colors(an: Analysis) -> dict[str, str]:
-    cyc = [
-        "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-        "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173",
-    ]  # fmt: skip
-    return {o: cyc[i % len(cyc)] for i, o in enumerate(an.optimizers)}
-
-
+# Families share a hue and their members differ in line style and marker: 15+ optimizers stay
+# apart, and related methods read as related. Keys are optimizer names (a label's base name).
+FAMILIES = {
+    "sgd": "gd", "sgd+escape": "gd",
+    "momentum": "momentum", "nesterov": "momentum", "momentum+escape": "momentum",
+    "adagrad": "adaptive", "rmsprop": "adaptive", "adadelta": "adaptive",
+    "adam": "adam", "adamw": "adam",
+    "newton": "newton",
+    "lbfgs": "quasi-newton", "bfgs": "quasi-newton", "dfp": "quasi-newton",
+}  # fmt: skip
+FAMILY_COLORS = {
+    "gd": "#1f77b4",
+    "momentum": "#2ca02c",
+    "adaptive": "#ff7f0e",
+    "adam": "#d62728",
+    "newton": "#9467bd",
+    "quasi-newton": "#8c564b",
+    "other": "#7f7f7f",
+}
+LINESTYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)))
 MARKERS = ("o", "s", "^", "v", "D", "P", "X", "<", ">", "h", "p", "*")
 
 
+def base_names(an: Analysis) -> dict[str, str]:
+    """Each optimizer's name in the tables (its label) -> the optimizer it runs."""
+    specs = an.manifest.get("suite", {}).get("optimizers", [])
+    named = {o.get("label") or o.get("name"): o.get("name") for o in specs}
+    return {o: named.get(o, o) for o in an.optimizers}
+
+
+def family(name: str) -> str:
+    """An optimizer's family for the palette ("other" when unknown)."""
+    return FAMILIES.get(name, FAMILIES.get(name.split("+")[0], "other"))
+
+
+def styles(an: Analysis) -> dict[str, dict]:
+    """Per optimizer: colour (its family's hue), line style and marker (its place in the family),
+    so that no two optimizers share both colour and line style."""
+    seen: dict[str, int] = {}
+    out = {}
+    for o, name in base_names(an).items():
+        fam = family(name)
+        k = seen.get(fam, 0)
+        seen[fam] = k + 1
+        out[o] = {
+            "color": FAMILY_COLORS[fam],
+            "ls": LINESTYLES[k % len(LINESTYLES)],
+            "marker": MARKERS[k % len(MARKERS)],
+        }
+    return out
+
+
+def _colors(an: Analysis) -> dict[str, str]:
+    return {o: st["color"] for o, st in styles(an).items()}
+
+
 def _markers(an: Analysis) -> dict[str, str]:
-    """One marker per optimizer, so that lines lying on top of each other stay apart."""
-    return {o: MARKERS[i % len(MARKERS)] for i, o in enumerate(an.optimizers)}
+    """One marker per optimizer within a family, so that lines on top of each other stay apart."""
+    return {o: st["marker"] for o, st in styles(an).items()}
 
 
 def _save(fig, outdir: Path, name: str) -> list[Path]:
@@ -786,14 +997,21 @@ def critical_points_size(n_problems: int, n_optimizers: int) -> tuple[float, flo
 
 
 def _legend(fig, handles, labels, ncols: int | None = None) -> None:
-    if handles:
-        fig.legend(
-            handles,
-            labels,
-            loc="outside lower center",
-            ncols=ncols or min(len(labels), 6),
-            frameon=False,
-        )
+    """One legend below the panels, outside the data; as many columns as the figure's width
+    holds (a wider legend would be cut at both sides). In a fixed-margin grid the panels move up
+    to make room for the legend's rows."""
+    if not handles:
+        return
+    fits = max(1, int(fig.get_figwidth() / 1.9))
+    ncols = min(ncols or 6, fits, len(labels))
+    if fig.get_layout_engine() is not None:
+        fig.legend(handles, labels, loc="outside lower center", ncols=ncols, frameon=False)
+        return
+    rows = math.ceil(len(labels) / ncols)
+    h = fig.get_figheight()
+    fig.subplots_adjust(bottom=(GRID_BOTTOM + 0.1 + rows * LEGEND_ROW) / h)
+    fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 0.005), ncols=ncols,
+               frameon=False)  # fmt: skip
 
 
 def slug(key: str) -> str:
@@ -825,7 +1043,9 @@ def _landscape_grid(an: Analysis, problem: str):
     return None
 
 
-def _draw_landscape(fig, ax, info: dict, xs: np.ndarray, ys: np.ndarray, F: np.ndarray) -> None:
+def _draw_landscape(
+    fig, ax, info: dict, xs: np.ndarray, ys: np.ndarray, F: np.ndarray, colorbar: bool = True
+) -> None:
     """Filled contours of a stored landscape grid, with a colorbar.
 
     Problems with a minimum: log-spaced levels of f - min f (two per decade, lines at decades,
@@ -845,12 +1065,12 @@ def _draw_landscape(fig, ax, info: dict, xs: np.ndarray, ys: np.ndarray, F: np.n
             lo_v, hi_v = min(lo_v, fs - 1e-9), max(hi_v, fs + 1e-9)
         levels = np.unique(np.concatenate([np.linspace(lo_v, fs, 11), np.linspace(fs, hi_v, 11)]))
         Fc = np.where(ok, F, np.nan)
-        cf = ax.contourf(
-            xs, ys, Fc, levels=levels, norm=TwoSlopeNorm(fs, lo_v, hi_v), cmap="RdBu_r", alpha=0.6
-        )
+        cf = _raster(ax, xs, ys, Fc, norm=TwoSlopeNorm(fs, lo_v, hi_v), cmap="RdBu_r")
+        ax.contour(xs, ys, Fc, levels=levels[::2], colors="0.35", linewidths=0.4)
         ax.contour(xs, ys, Fc, levels=[fs], colors="0.3", linewidths=0.8, linestyles="--")
-        cb = fig.colorbar(cf, ax=ax, shrink=0.9)
-        cb.set_label("f (dashed: f at the saddle)")
+        if colorbar:
+            cb = fig.colorbar(cf, ax=ax, shrink=0.9)
+            cb.set_label("f (dashed: f at the saddle)")
         return
     if info.get("category") == "plateau":
         # A plateau is flat in f - min f; its exponentially small slope shows as depth below it.
@@ -873,83 +1093,106 @@ def _draw_landscape(fig, ax, info: dict, xs: np.ndarray, ys: np.ndarray, F: np.n
         b = a + 1
     levels = np.logspace(a, b, 2 * (b - a) + 1)
     Gc = np.clip(np.where(np.isfinite(G), G, 10.0**b), 10.0**a, 10.0**b)
-    cf = ax.contourf(
-        xs, ys, Gc, levels=levels, norm=LogNorm(10.0**a, 10.0**b), cmap=cmap, alpha=0.6
-    )
+    cf = _raster(ax, xs, ys, Gc, norm=LogNorm(10.0**a, 10.0**b), cmap=cmap)
     ax.contour(xs, ys, Gc, levels=levels[::2], colors="0.35", linewidths=0.5)
+    if not colorbar:
+        return
     cb = fig.colorbar(cf, ax=ax, shrink=0.9)
     cb.set_label(label)
     cb.set_ticks([10.0**k for k in range(a, b + 1)])
     cb.minorticks_off()
 
 
+def _by_family(an: Analysis, opts: Sequence[str]) -> dict[str, list[str]]:
+    """Optimizers grouped by family, in suite order, at most ``CONTOUR_PATHS`` per group."""
+    names = base_names(an)
+    groups: dict[str, list[str]] = {}
+    for o in opts:
+        fam = family(names.get(o, o))
+        if len(groups.get(fam, [])) == CONTOUR_PATHS:
+            fam = f"{fam} (more)"
+        groups.setdefault(fam, []).append(o)
+    return groups
+
+
+CONTOUR_PATHS = 6  # paths per panel: more cannot be told apart on one landscape
+
+
+def _raster(ax, xs: np.ndarray, ys: np.ndarray, F: np.ndarray, **kw):
+    """The landscape as an image under its contour lines: filled contours cost most of a contour
+    figure's drawing time, an image of the stored grid a fraction of it."""
+    dx, dy = (xs[1] - xs[0]) / 2, (ys[1] - ys[0]) / 2
+    extent = (xs[0] - dx, xs[-1] + dx, ys[0] - dy, ys[-1] + dy)
+    return ax.imshow(F, extent=extent, origin="lower", aspect="auto", interpolation="nearest",
+                     alpha=0.6, **kw)  # fmt: skip
+
+
 @_styled
 def figure_contours(
     data: Analysis | str | Path, outdir: Path | None = None, problems: Sequence[str] | None = None
 ) -> list[Path]:
-    """Per 2-D problem: contours of f - min f with each optimizer's path from the default start."""
+    """Per 2-D problem: contours of f with each optimizer's path from the default start at its
+    best setting, one panel per optimizer family (small multiples, at most 6 paths each)."""
     an = _analysis(data)
     outdir = outdir or an.root / FIGURES_DIR
     from matplotlib.lines import Line2D
 
-    colors = _colors(an)
+    sty = styles(an)
     paths_all = an.paths
     written = []
     for p in _two_d(an, problems):
         info = an.infos[p]
         lo, hi = np.asarray(info["bounds"][0], float), np.asarray(info["bounds"][1], float)
-        fig = _figure(SIZES["contour"])
-        ax = fig.subplots()
-        grid = _landscape_grid(an, p)
-        if grid is not None:
-            _draw_landscape(fig, ax, info, *grid)
-            ax.set_title(f"{p} ({info['category']})")
-        else:
-            ax.set_title(f"{p} ({info['category']}; landscape grid not stored)")
-        handles, labels = [], []
+        tracks = {}
         for o in an.optimizers:
             br = an.best_runs(p, o)
             br = br[(br["start_id"] == 0) & (br["seed_id"] == 0)]
             if br.empty or paths_all.empty:
                 continue
-            run = int(br["run"].iloc[0])
             tr = paths_all[
                 (paths_all["problem"] == p)
                 & (paths_all["optimizer"] == o)
-                & (paths_all["run"] == run)
-            ]
-            tr = tr.sort_values("step")
-            if tr.empty:
-                continue
-            lr = float(br["lr"].iloc[0])
-            (ln,) = ax.plot(tr["x"], tr["y"], "-", color=colors[o], lw=1.3, alpha=0.9)
-            ax.plot(
-                tr["x"].iloc[-1], tr["y"].iloc[-1], "o", color=colors[o], ms=5, mec="k", mew=0.5
-            )
-            handles.append(ln)
-            labels.append(f"{o} (lr {fmt(lr, 3)}, {len(tr) - 1} steps)")
-        x0 = info.get("x0")
-        if x0 is not None:
-            ax.plot(x0[0], x0[1], "s", color="white", mec="k", ms=7, zorder=5)
-            handles.append(Line2D([], [], marker="s", ls="", color="white", mec="k"))
-            labels.append("start")
-        for m in info.get("minimizers", []):
-            ax.plot(m[0], m[1], "*", color="gold", mec="k", ms=13, zorder=6)
-        if info.get("minimizers"):
-            handles.append(Line2D([], [], marker="*", ls="", color="gold", mec="k", ms=11))
-            labels.append("minimum")
-        for s in info.get("saddles", []):
-            ax.plot(s[0], s[1], "X", color="red", mec="k", ms=10, zorder=6)
-        if info.get("saddles"):
-            handles.append(Line2D([], [], marker="X", ls="", color="red", mec="k", ms=9))
-            labels.append("saddle")
-        ax.set_xlim(lo[0], hi[0])
-        ax.set_ylim(lo[1], hi[1])
-        ax.set_xlabel("$x_1$")
-        ax.set_ylabel("$x_2$")
-        ax.legend(
-            handles, labels, loc="upper left", bbox_to_anchor=(0, -0.12), ncols=2, frameon=False
-        )
+                & (paths_all["run"] == int(br["run"].iloc[0]))
+            ].sort_values("step")
+            if not tr.empty:
+                tracks[o] = tr
+        groups = _by_family(an, list(tracks))
+        if not groups:
+            continue
+        fig, axes = _grid(len(groups))
+        grid = _landscape_grid(an, p)
+        handles, labels = [], []
+        for k, (ax, (fam, opts)) in enumerate(zip(axes, groups.items(), strict=True)):
+            if grid is not None:
+                _draw_landscape(fig, ax, info, *grid, colorbar=k == len(groups) - 1)
+            for o in opts:
+                tr, st = tracks[o], sty[o]
+                (ln,) = ax.plot(tr["x"], tr["y"], color=st["color"], ls=st["ls"], lw=1.3)
+                ax.plot(tr["x"].iloc[-1], tr["y"].iloc[-1], st["marker"], color=st["color"],
+                        ms=5, mec="k", mew=0.5)  # fmt: skip
+                handles.append(ln)
+                n = len(tr) - 1
+                labels.append(f"{o} ({n} step{'' if n == 1 else 's'})")
+            x0 = info.get("x0")
+            if x0 is not None:
+                ax.plot(x0[0], x0[1], "s", color="white", mec="k", ms=7, zorder=5)
+            for m in info.get("minimizers", []):
+                ax.plot(m[0], m[1], "*", color="gold", mec="k", ms=12, zorder=6)
+            for sd in info.get("saddles", []):
+                ax.plot(sd[0], sd[1], "X", color="red", mec="k", ms=9, zorder=6)
+            ax.set_xlim(lo[0], hi[0])
+            ax.set_ylim(lo[1], hi[1])
+            ax.set_xlabel("$x_1$")
+            ax.set_ylabel("$x_2$")
+            ax.set_title(fam)
+        marks = [("s", "white", "start"), ("*", "gold", "minimum"), ("X", "red", "saddle")]
+        for mk, col, lab in marks:
+            if lab == "start" or info.get({"minimum": "minimizers", "saddle": "saddles"}[lab]
+                                           if lab != "start" else "x0"):  # fmt: skip
+                handles.append(Line2D([], [], marker=mk, ls="", color=col, mec="k"))
+                labels.append(lab)
+        _legend(fig, handles, labels, ncols=5)
+        fig.suptitle(f"{p} ({info['category']}): paths from x0, best setting", fontsize=9)
         written += _save(fig, outdir, f"contour_{slug(p)}")
     return written
 
@@ -996,21 +1239,31 @@ def _decades(ax, which: str = "both") -> None:
 
 @_styled
 def figure_convergence(data: Analysis | str | Path, outdir: Path | None = None) -> list[Path]:
-    """f - f* against gradient evaluations per problem: median and quartile band over runs."""
+    """f - f* against gradient evaluations per problem: median and quartile band over runs.
+
+    Diverged runs are left out of the median and band (their f would stretch the axis over
+    hundreds of decades) and counted in the panel's note. Problems unbounded below (saddles)
+    plot f on a symmetric log axis, since an escaped run's f falls by decades.
+    """
     an = _analysis(data)
     outdir = outdir or an.root / FIGURES_DIR
-    colors = _colors(an)
+    sty = styles(an)
     traces = an.traces
-    # Interquartile bands fade as optimizers are added, so that overlapping bands stay readable.
     band = max(0.05, 0.3 / math.sqrt(len(an.optimizers)))
-    fig, axes = _grid(len(an.problems))
+    probs = [p for p in an.problems if not an.best[an.best["problem"] == p].empty]
+    fig, axes = _grid(len(probs))
     seen: dict[str, object] = {}
-    for ax, p in zip(axes, an.problems, strict=True):
+    for ax, p in zip(axes, probs, strict=True):
         off = an.f_offset(p)
         info = an.infos[p]
         tp = traces[traces["problem"] == p] if not traces.empty else traces
+        diverged = []
         for o in an.optimizers:
             br = an.best_runs(p, o)
+            n_div = int((br["status"] == "diverged").sum())
+            if n_div:
+                diverged.append(f"{o} {n_div}/{len(br)}")
+            br = br[br["status"] != "diverged"]
             if br.empty or tp.empty:
                 continue
             t = tp[(tp["optimizer"] == o) & tp["run"].isin(br["run"])].sort_values(["run", "step"])
@@ -1028,30 +1281,49 @@ def figure_convergence(data: Analysis | str | Path, outdir: Path | None = None) 
                 if grid.size == 0:
                     continue
                 q = np.nanpercentile(vals, [25, 50, 75], axis=0)
-            (ln,) = ax.plot(grid, q[1], color=colors[o], lw=1.4, drawstyle="steps-post")
-            ax.fill_between(grid, q[0], q[2], color=colors[o], alpha=band, lw=0, step="post")
+            st = sty[o]
+            (ln,) = ax.plot(grid, q[1], color=st["color"], ls=st["ls"], lw=1.4,
+                            drawstyle="steps-post", marker=st["marker"], ms=3.5,
+                            markevery=max(1, grid.size // 6))  # fmt: skip
+            ax.fill_between(grid, q[0], q[2], color=st["color"], alpha=band, lw=0, step="post")
             seen.setdefault(o, ln)
         ax.set_xscale("log")
         if off is not None:
             ax.set_yscale("log")
             h = an.hits[p]
             ax.axhline(metrics.LADDER[h.final], color="k", ls=":", lw=0.8)
-            ax.set_ylabel(
-                "f - f*  (dotted: target)" if h.kind == "f_star" else "f - f_ref  (dotted: target)"
-            )
+            ax.set_ylabel("f - f*" if h.kind == "f_star" else "f - f_ref")
         else:
             if info.get("f_saddle") is not None:
                 ax.axhline(float(info["f_saddle"]), color="r", ls=":", lw=0.8)
-            ax.set_ylabel("f  (dotted: f at the saddle)")
+            ax.set_yscale("symlog", linthresh=1.0)
+            _symlog_ticks(ax)
+            ax.set_ylabel("f (symlog; dotted: at the saddle)")
         _decades(ax)
         ax.set_xlabel("gradient evaluations")
-        ax.set_title(f"{p} ({info['category']})")
+        ax.set_title(f"{p} ({info['category']}; target {an.target_label(p)})")
+        if diverged:
+            ax.text(0.02, 0.02, "diverged, not drawn: " + ", ".join(diverged), fontsize=6,
+                    transform=ax.transAxes, va="bottom", wrap=True)  # fmt: skip
     _legend(fig, list(seen.values()), list(seen))
     fig.suptitle(
-        "convergence: median and interquartile band over starts, best lr per problem "
-        "(tables/convergence.md)"
+        "median and interquartile band over the reported starts, best setting per problem\n"
+        "dotted: success target; diverged runs left out and counted (tables/convergence.md)",
+        fontsize=9,
     )
     return _save(fig, outdir, "convergence")
+
+
+def _symlog_ticks(ax) -> None:
+    """At most about five labelled ticks per side of a symmetric log axis (one per decade would
+    crowd an axis spanning 30 decades)."""
+    from matplotlib.ticker import NullFormatter, SymmetricalLogLocator
+
+    lo, hi = ax.get_ylim()
+    decades = math.log10(max(abs(lo), abs(hi), 10.0))
+    base = 10.0 ** max(1, math.ceil(decades / 5))
+    ax.yaxis.set_major_locator(SymmetricalLogLocator(base=base, linthresh=1.0))
+    ax.yaxis.set_minor_formatter(NullFormatter())
 
 
 def _category_hits(an: Analysis, category: str, optimizer: str) -> tuple[list[np.ndarray], int]:
@@ -1071,38 +1343,43 @@ def _category_hits(an: Analysis, category: str, optimizer: str) -> tuple[list[np
 
 @_styled
 def figure_ecdf(data: Analysis | str | Path, outdir: Path | None = None) -> list[Path]:
-    """Runtime ECDF per category (COCO) against log10 of gradient evaluations."""
+    """Runtime ECDF per category (COCO) against log10 of gradient evaluations, with a 95%
+    bootstrap band (runs resampled per problem) and the suite's budget marked."""
     an = _analysis(data)
     outdir = outdir or an.root / FIGURES_DIR
     from matplotlib.ticker import MaxNLocator
 
-    colors = _colors(an)
+    sty = styles(an)
     fig, axes = _grid(len(an.categories))
     seen = {}
-    top = max(1.0, math.log10(max(1, int(an.runs["evals"].max()))))
-    xs = np.linspace(0, top + 0.1, 600)
+    budget = an.manifest.get("suite", {}).get("evals") or int(an.runs["evals"].max())
+    top = max(1.0, math.log10(max(1, int(an.runs["evals"].max()), budget)))
+    xs = np.linspace(0, top + 0.1, 300)
     for ax, c in zip(axes, an.categories, strict=True):
         n_prob = 0
         for o in an.optimizers:
-            mats, max_e = _category_hits(an, c, o)
+            mats, _ = _category_hits(an, c, o)
             if not mats:
                 continue
             n_prob = max(n_prob, len(mats))
+            st = sty[o]
             y = metrics.runtime_ecdf(mats, 10.0**xs)
-            (ln,) = ax.plot(xs, y, color=colors[o], lw=1.4, drawstyle="steps-post")
-            xm = math.log10(max(max_e, 1))
-            ax.plot(
-                xm, metrics.runtime_ecdf(mats, np.array([10.0**xm]))[0], "x", color=colors[o], ms=7
-            )
+            lo, hi = stats.ecdf_band(mats, 10.0**xs, n_boot=100)
+            ax.fill_between(xs, lo, hi, color=st["color"], alpha=0.12, lw=0, step="post")
+            (ln,) = ax.plot(xs, y, color=st["color"], ls=st["ls"], lw=1.4, drawstyle="steps-post")
             seen.setdefault(o, ln)
+        ax.axvline(math.log10(budget), color="k", lw=0.8, ls=":")
         ax.set_ylim(-0.02, 1.02)
         ax.set_xlim(0, top + 0.1)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel("log10(gradient evaluations)")
+        ax.set_xlabel("log10(gradient evaluations); dotted: budget")
         ax.set_ylabel("fraction of (run, target) pairs")
         ax.set_title(f"{c} ({n_prob} problem{'s' if n_prob != 1 else ''})")
     _legend(fig, list(seen.values()), list(seen))
     return _save(fig, outdir, "ecdf")
+
+
+PROFILE_TAU_MAX = 100.0  # beyond a factor of 100 in cost, the profile says only "solved"
 
 
 @_styled
@@ -1110,7 +1387,7 @@ def figure_profile(data: Analysis | str | Path, outdir: Path | None = None) -> l
     """Dolan-More performance profile over all problems; cost: aRT at the success target."""
     an = _analysis(data)
     outdir = outdir or an.root / FIGURES_DIR
-    colors = _colors(an)
+    sty = styles(an)
     cost = an.best.pivot(index="problem", columns="optimizer", values="art")
     cost = cost.reindex(index=an.problems, columns=[o for o in an.optimizers if o in cost.columns])
     c = cost.to_numpy(dtype=float)
@@ -1119,13 +1396,17 @@ def figure_profile(data: Analysis | str | Path, outdir: Path | None = None) -> l
     with np.errstate(all="ignore"):
         r = np.where(np.isfinite(fc) & np.isfinite(best[:, None]), fc / best[:, None], np.inf)
     fin = r[np.isfinite(r)]
-    tmax = max(2.0, float(fin.max()) * 1.5) if fin.size else 2.0
+    tmax = min(PROFILE_TAU_MAX, max(2.0, float(fin.max()) * 1.5)) if fin.size else 2.0
     taus = np.unique(np.concatenate([np.logspace(0, math.log2(tmax), 400, base=2.0), fin]))
+    taus = taus[taus <= tmax]
     rho = metrics.performance_profile(cost, taus)
-    fig = _figure(SIZES["profile"])
+    w, h = SIZES["profile"]
+    fig = _figure((w + 1.8, h))
     ax = fig.subplots()
     for o in rho.columns:
-        ax.plot(taus, rho[o].to_numpy(), color=colors[o], lw=1.5, drawstyle="steps-post", label=o)
+        st = sty[o]
+        ax.plot(taus, rho[o].to_numpy(), color=st["color"], ls=st["ls"], lw=1.5,
+                drawstyle="steps-post", label=o)  # fmt: skip
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     ax.set_xscale("log", base=2)
@@ -1134,13 +1415,13 @@ def figure_profile(data: Analysis | str | Path, outdir: Path | None = None) -> l
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel("tau (aRT within a factor tau of the best; log2 scale)")
+    ax.set_xlabel(f"tau (aRT within a factor tau of the best; log2 scale, cut at {tmax:g})")
     ax.set_ylabel("share of problems with aRT <= tau x best aRT")
     solved = int(np.isfinite(best).sum())
     ax.set_title(
         f"performance profile over {len(an.problems)} problems ({solved} solved by some optimizer)"
     )
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return _save(fig, outdir, "profile")
 
 
@@ -1197,13 +1478,17 @@ def figure_basins(
             "other": ("0.6", "o"),
             "diverged": ("black", "x"),
         }
-        fig, axes = _grid(len(opts))
+        # Optimizers whose starts all end alike share one panel: identical panels say nothing.
+        panels: dict[tuple, list[str]] = {}
+        for o in opts:
+            br = an.best_runs(p, o)
+            key = (tuple(_basin_labels(info, br)), tuple(map(tuple, br["x0"].tolist())))
+            panels.setdefault(key, []).append(o)
+        fig, axes = _grid(len(panels))
         used: set[str] = set()
         lo, hi = info["bounds"]
-        for ax, o in zip(axes, opts, strict=True):
-            br = an.best_runs(p, o)
-            labels = _basin_labels(info, br)
-            x0 = np.asarray(br["x0"].tolist(), float)
+        for ax, ((labels, starts), names) in zip(axes, panels.items(), strict=True):
+            x0 = np.asarray(starts, float)
             for lab in style:
                 m = np.array([s == lab for s in labels])
                 if not m.any():
@@ -1228,7 +1513,11 @@ def figure_basins(
             ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
             ax.set_xlabel("$x_1$ of the start")
             ax.set_ylabel("$x_2$ of the start")
-            ax.set_title(f"{o} (lr {fmt(float(br['lr'].iloc[0]), 3)}, {len(br)} runs)")
+            title = ", ".join(names) if len(names) <= 3 else f"{len(names)} optimizers alike"
+            ax.set_title(f"{title} ({len(labels)} starts)")
+            if len(names) > 3:
+                ax.text(0.5, -0.22, ", ".join(names), transform=ax.transAxes, ha="center",
+                        va="top", fontsize=6, wrap=True)  # fmt: skip
         handles, labs = [], []
         for lab, (col, mk) in style.items():
             if lab in used:
@@ -1260,8 +1549,10 @@ def figure_lr_sensitivity(data: Analysis | str | Path, outdir: Path | None = Non
     """Success rate against learning rate, per optimizer, one panel per category."""
     an = _analysis(data)
     outdir = outdir or an.root / FIGURES_DIR
-    colors = _colors(an)
+    sty = styles(an)
     s = an.stats
+    if "split" in s:
+        s = s[s["split"] == "test"]
     agg = (
         s.groupby(["category", "optimizer", "hp"], sort=True)
         .agg(
@@ -1273,7 +1564,6 @@ def figure_lr_sensitivity(data: Analysis | str | Path, outdir: Path | None = Non
         .reset_index()
     )
     agg["rate"] = agg["succ"] / agg["n"]
-    markers = _markers(an)
     fig, axes = _grid(len(an.categories))
     seen = {}
     for ax, c in zip(axes, an.categories, strict=True):
@@ -1285,10 +1575,11 @@ def figure_lr_sensitivity(data: Analysis | str | Path, outdir: Path | None = Non
             per_lr = g.groupby("lr", sort=True).agg(
                 rate=("rate", "max"), default=("default", "any")
             )
-            (ln,) = ax.plot(per_lr.index, per_lr["rate"], "-", marker=markers[o], color=colors[o],
-                            ms=4.5, lw=1.2, alpha=0.85)  # fmt: skip
+            st = sty[o]
+            (ln,) = ax.plot(per_lr.index, per_lr["rate"], ls=st["ls"], marker=st["marker"],
+                            color=st["color"], ms=4.5, lw=1.2, alpha=0.85)  # fmt: skip
             d = per_lr[per_lr["default"]]
-            ax.plot(d.index, d["rate"], "o", ms=11, mfc="none", mec=colors[o], mew=1.3)
+            ax.plot(d.index, d["rate"], "o", ms=11, mfc="none", mec=st["color"], mew=1.3)
             seen.setdefault(o, ln)
         ax.set_xscale("log")
         _decades(ax)
@@ -1301,48 +1592,6 @@ def figure_lr_sensitivity(data: Analysis | str | Path, outdir: Path | None = Non
     default = Line2D([], [], marker="o", ls="", ms=11, mfc="none", mec="k", mew=1.3)
     _legend(fig, [*seen.values(), default], [*seen, "default lr"])
     return _save(fig, outdir, "lr_sensitivity")
-
-
-@_styled
-def figure_zigzag(data: Analysis | str | Path, outdir: Path | None = None) -> list[Path]:
-    """Path efficiency in ravines per optimizer (median, interquartile range) at the best lr."""
-    an = _analysis(data)
-    probs = [p for p in an.problems if an.infos[p]["category"] == "ravine"]
-    if not probs:
-        return []
-    outdir = outdir or an.root / FIGURES_DIR
-    colors = _colors(an)
-    b = an.best
-    opts = an.optimizers
-    fig = _figure(SIZES["zigzag"])
-    ax = fig.subplots()
-    width = 0.8 / max(1, len(opts))
-    for j, o in enumerate(opts):
-        sub = b[b["optimizer"] == o].set_index("problem").reindex(probs)
-        x = np.arange(len(probs)) + (j - (len(opts) - 1) / 2) * width
-        med = sub["efficiency_q50"].to_numpy(dtype=float)
-        err = np.vstack(
-            [
-                med - sub["efficiency_q25"].to_numpy(dtype=float),
-                sub["efficiency_q75"].to_numpy(dtype=float) - med,
-            ]
-        )
-        ax.bar(
-            x,
-            med,
-            width,
-            color=colors[o],
-            label=o,
-            yerr=np.nan_to_num(err),
-            error_kw={"lw": 0.8, "capsize": 2},
-        )
-    ax.set_xticks(np.arange(len(probs)), probs, rotation=20 if len(probs) > 3 else 0)
-    ax.set_ylim(0, 1.05)
-    ax.set_xlabel("ravine problem")
-    ax.set_ylabel("path efficiency $|x_T - x_0|$ / path length")
-    ax.set_title("zigzag in ravines (1: straight path): median and IQR over starts, best lr")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
-    return _save(fig, outdir, "zigzag")
 
 
 def _clip_label(manifest: dict) -> str:
@@ -1523,7 +1772,6 @@ FIGURE_FUNCTIONS: tuple[Callable[..., list[Path]], ...] = (
     figure_profile,
     figure_basins,
     figure_lr_sensitivity,
-    figure_zigzag,
     figure_critical_points,
 )
 
@@ -1539,7 +1787,6 @@ _BY_COST = (
     "figure_contours",
     "figure_critical_points",
     "figure_cliff",
-    "figure_zigzag",
     "figure_profile",
 )
 _JOBS: list[Callable[[], list[Path]]] = []  # read by forked workers
@@ -1565,7 +1812,9 @@ def _draw_figures(an: Analysis, compare: str | Path | None, workers: int | None)
             jobs += [functools.partial(f, an, problems=[p]) for p in _two_d(an)]
         else:
             jobs.append(functools.partial(f, an))
-    jobs.append(functools.partial(figure_cliff, an, compare))
+    # Clipping at cliffs is a study (optzoo.studies); the figure here compares two result sets.
+    if compare is not None:
+        jobs.append(functools.partial(figure_cliff, an, compare))
     names = [j.func.__name__ for j in jobs]
     rank = {name: i for i, name in enumerate(_BY_COST)}  # a figure not listed goes last
     order = sorted(range(len(jobs)), key=lambda i: rank.get(names[i], len(rank)))
@@ -1599,11 +1848,15 @@ def write(
     processes (default: one per core; the files are the same either way).
     """
     an = Analysis(root)
-    written = _write_tables(an)
-    if figures:
-        written += _draw_figures(an, compare, workers)
-    readme = Path(root) / "README.md"
-    write_text(readme, readme_markdown(root))
+    _OPEN[Path(root).resolve()] = an
+    try:
+        written = _write_tables(an)
+        if figures:
+            written += _draw_figures(an, compare, workers)
+        readme = Path(root) / "README.md"
+        write_text(readme, readme_markdown(root))
+    finally:
+        _OPEN.clear()
     return [*written, readme]
 
 

@@ -62,7 +62,7 @@ def test_escape_work_is_counted():
     x, _, oracle = run(opt, TWO_NEURON, [[0.0, 0.0], [0.5, 0.5]], 1)
     c = oracle.counts
     assert c.nh.tolist() == [1, 0] and c.nf.tolist() == [2, 0] and c.ng.tolist() == [1, 1]
-    assert oracle.grad_evals.tolist() == [1 + 2 + d, 1]
+    assert oracle.grad_evals.tolist() == [1 + 2 + 2 * d, 1]
     assert c.nhvp.tolist() == [0, 0]
     # The escape step has length escape_step along the eigenvector (1, 1) / sqrt(2).
     torch.testing.assert_close(x[0].abs(), torch.full((2,), 0.1 / 2**0.5, dtype=torch.float64))

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from optzoo.optimizers import lbfgs, newton
 from optzoo.optimizers.base import Optimizer as Rule
-from optzoo.problems.oracle import Counts
+from optzoo.problems.oracle import HESSIAN_PER_DIM, Counts
 
 
 @contextlib.contextmanager
@@ -74,7 +74,7 @@ class ClosureOracle:
     @property
     def grad_evals(self) -> Tensor:
         c = self.counts
-        return c.nf + c.ng + 2 * c.nhvp + self.d * c.nh
+        return c.nf + c.ng + 2 * c.nhvp + HESSIAN_PER_DIM * self.d * c.nh
 
     def _count(self, field: str, active: Tensor | None) -> None:
         if active is None:

@@ -1,8 +1,9 @@
 """The counted oracle: the only way an optimizer sees a loss.
 
 Every evaluation is counted per run: function values, gradients, Hessian-vector products and
-Hessians. Cost in gradient evaluations is ``nf + ng + 2 * nhvp + d * nh`` (a function value is
-charged as much as a gradient, an HVP as two, a Hessian as d). The oracle also applies the
+Hessians. Cost in gradient evaluations is ``nf + ng + 2 nhvp + 2d nh``: a function value is
+charged as much as a gradient, an HVP as two (a forward and a backward pass more), a Hessian as
+d HVPs, 2d (the suite's one cost model; ``HESSIAN_PER_DIM``). The oracle also applies the
 suite's gradient transforms (clipping, Gaussian noise) and draws mini-batches, all per run and
 counter-based, so a run's numbers never depend on which other runs share its batch.
 """
@@ -17,6 +18,8 @@ from torch import Tensor
 from optzoo.problems.base import Problem
 
 _MASK32 = 0xFFFFFFFF
+# A Hessian costs d HVPs of 2 gradient evaluations each: the cost model, stated once.
+HESSIAN_PER_DIM = 2
 
 
 def hash32(x: Tensor) -> Tensor:
@@ -129,7 +132,7 @@ class Oracle:
         c = getattr(self.counts, field)
         step = 1 if active is None else active.to(torch.int64)
         c += step
-        weight = {"nhvp": 2, "nh": self.d}.get(field, 1)
+        weight = {"nhvp": 2, "nh": HESSIAN_PER_DIM * self.d}.get(field, 1)
         self._evals = self._evals + (step if weight == 1 else weight * step)
 
     @property
@@ -141,9 +144,13 @@ class Oracle:
             self._last_grad_norm = torch.linalg.vector_norm(self._last_grad, dim=-1)
         return self._last_grad_norm
 
+    def restore_evals(self, evals: Tensor) -> None:
+        """Set the running cost after the harness refunds a step it did not take (budget)."""
+        self._evals = evals
+
     @property
     def grad_evals(self) -> Tensor:
-        """Cost per run in gradient evaluations, ``(R,)``: ``nf + ng + 2 nhvp + d nh``."""
+        """Cost per run in gradient evaluations, ``(R,)``: ``nf + ng + 2 nhvp + 2d nh``."""
         return self._evals
 
     # -- the loss ------------------------------------------------------------------------------
