@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 
 from optzoo import optimizers, problems
+from optzoo.problems.oracle import HESSIAN_PER_DIM
 from optzoo.stats import bootstrap, ranksum_p
 from optzoo.studies.base import Outcome, Study, Summary
 from optzoo.studies.figures import figure
@@ -231,8 +232,10 @@ the median over runs with a bootstrap 95% interval.
 Newton's order on Rosenbrock: **{newton["order"]:.2f}** [{newton["lo"]:.2f}, {newton["hi"]:.2f}]
 (baseline 1, a linear rate). GD's on the quadratic: {gd["order"]:.3f} [{gd["lo"]:.3f},
 {gd["hi"]:.3f}]. On the quadratic Newton lands on x* in {quad_newton:.0f} iteration(s), so it has
-no order to measure there. Evaluations per iteration count a Hessian as d gradients (2 on
-Rosenbrock, 10 on the quadratic); a line search's extra evaluations count one each.
+no order to measure there. Evaluations per iteration follow the oracle's cost model: a Hessian
+is d Hessian-vector products of {HESSIAN_PER_DIM} gradient evaluations each ({HESSIAN_PER_DIM * 2}
+on Rosenbrock, {HESSIAN_PER_DIM * 10} on the quadratic); a line search's extra evaluations count
+one each.
 
 **DFP against BFGS, inexact line search.** {duel_md}
 
