@@ -311,7 +311,7 @@ def test_minimizers_are_critical_points(name):
 # A segment across each cliff problem's band (from its docstring).
 CLIFF_BANDS = {
     "rnn_cliff": ((5.0, -3.0), (5.0, -2.2)),
-    "cliff": ((0.8, 0.0), (1.2, 0.0)),
+    "cliff": ((1.8, 0.0), (2.2, 0.0)),
 }
 
 
@@ -346,6 +346,41 @@ def test_plateau_gradient_vanishes_on_most_of_the_box(name):
     g0 = grad(p, p.x0[None]).norm().item()
     assert share > 0.5, f"{name}: |grad| < 1e-6 on {share:.1%} of the box"
     assert g0 < 1e-6, f"{name}: the start is not on the plateau, |grad| = {g0:.3g}"
+
+
+def test_cliff_geometry_in_closed_form():
+    """f = r^2/2 + q r^4 + h (1 + tanh(k (x - a)))/2: the wall's height, its peak slope h k / 2, the
+    start on the high side and the minimum on the low side, so a descent path must cross it."""
+    h, k, a, q = 1000.0, 10.0, 2.0, 0.002
+    p = problem("cliff")
+    assert p.x0.tolist() == [a + 3.0, 1.0] and p.x0[0] > a > p.minimizers[0][0]
+    assert f(p, a, 0.0) == pytest.approx(a**2 / 2 + q * a**4 + h / 2, rel=1e-15)
+    assert f(p, 0.0, 0.0) < 1e-13  # the step's tail h exp(-2 k a) at the minimizer
+    assert f(p, 4.0, 0.0) - f(p, 0.0, 0.0) == pytest.approx(8 + q * 256 + h, rel=1e-12)
+    gx = grad(p, [[a, 0.0]])[0, 0].item()  # on the wall: h k / 2 plus the bowl's a + 4 q a^3
+    assert gx == pytest.approx(h * k / 2 + a + 4 * q * a**3, rel=1e-12)
+
+
+def test_gaussian_well_width_stretches_the_landscape():
+    """f_w(x) = f_1(x / w); |grad f_w| = r / (2 w^2) exp(-r^2 / (4 w^2)) in closed form."""
+    for w in (0.5, 1.0, 3.0):
+        p = problem("gaussian_well", width=w)
+        x = torch.tensor([[1.3 * w, -0.4 * w]], dtype=F64)
+        assert p(x).item() == pytest.approx(problem("gaussian_well")(x / w).item(), rel=1e-14)
+        r = x.norm().item()
+        g = grad(p, x).norm().item()
+        assert g == pytest.approx(r / (2 * w**2) * math.exp(-(r**2) / (4 * w**2)), rel=1e-12)
+        assert p.x0.norm().item() == pytest.approx(8 * w)
+    assert problem("gaussian_well").params == {"dim": 2}  # the default keeps its record
+
+
+def test_sigmoid_plateau_gradient_is_tiny_but_not_zero():
+    """2 r sigmoid'(r^2 - 4) ~ 2 r exp(4 - r^2): non-zero in float64 out to r ~ 26."""
+    p = problem("sigmoid_plateau")
+    for r in (5.0, 8.0, 10.0):
+        x = torch.tensor([[r, 0.0]], dtype=F64)
+        g = grad(p, x).norm().item()
+        assert g == pytest.approx(2 * r * math.exp(4 - r * r), rel=1e-9)
 
 
 # -- mini-batches ----------------------------------------------------------------------------------
@@ -399,7 +434,8 @@ def test_unknown_name_lists_the_known_ones():
         ("ellipsoid", {"cond": 1e9}, "cond must be in [1, 1e6]"),
         ("ellipsoid", {"cond": float("nan")}, "cond must be a finite number"),
         ("beale", {"dim": 3}, "allowed: none"),
-        ("cliff", {"steepness": 1.0}, "steepness must be in [20"),
+        ("cliff", {"steepness": 1.0}, "steepness must be in [20 / wall, 1e6] = [10, 1e6]"),
+        ("gaussian_well", {"width": 0.0}, "width must be in [0.01, 100]"),
         ("rnn_cliff", {"T": 0}, "T must be in [1, 1000]"),
         ("teacher_student", {"batch_size": 1000}, "batch_size must be in [1, n_data=256]"),
         ("digits_mlp", {"hidden": 0}, "hidden must be in [1, 1024]"),

@@ -17,7 +17,6 @@ from optzoo.problems.base import Problem
 
 _RNN_X0 = 0.5  # initial state x_0
 _RNN_TARGET = 0.7  # target for sigmoid(x_T)
-_CLIFF_AT = 1.0  # the analytic cliff's wall is the line x = 1
 
 
 def _rnn_cliff(p: Tensor, T: int) -> Tensor:
@@ -54,10 +53,11 @@ def _rnn_cliff_value_and_grad(p: Tensor, T: int) -> tuple[Tensor, Tensor]:
     return f, g
 
 
-def _cliff(p: Tensor, height: float, steepness: float) -> Tensor:
+def _cliff(p: Tensor, height: float, steepness: float, wall: float, quartic: float) -> Tensor:
     u, v = p[..., 0], p[..., 1]
-    step = 0.5 * height * (1.0 + torch.tanh(steepness * (u - _CLIFF_AT)))
-    return 0.5 * (u * u + v * v) + step
+    r2 = u * u + v * v
+    step = 0.5 * height * (1.0 + torch.tanh(steepness * (u - wall)))
+    return 0.5 * r2 + quartic * (r2 * r2) + step
 
 
 def rnn_cliff(T: int = 50) -> Problem:
@@ -91,31 +91,46 @@ def rnn_cliff(T: int = 50) -> Problem:
     )
 
 
-def cliff(height: float = 200.0, steepness: float = 50.0) -> Problem:
-    """A gentle bowl with a steep step: f(x, y) = (x^2 + y^2) / 2 + h (1 + tanh(k (x - 1))) / 2.
+def cliff(
+    height: float = 1000.0, steepness: float = 10.0, wall: float = 2.0, quartic: float = 0.002
+) -> Problem:
+    """A bowl with a step that every path from the start must come down:
+    f(x, y) = r^2 / 2 + q r^4 + h (1 + tanh(k (x - a))) / 2, r^2 = x^2 + y^2.
 
-    The step raises f by h = ``height`` for x > 1 across a band of width ~1/k (k =
-    ``steepness``) where the gradient reaches h k / 2 (5e3 by default) against |(x, y)| <= 6
-    elsewhere in the box. f* = 0 at the origin, up to h exp(-2k) < 1e-13 for the allowed params.
-    Start (3, 1), on the high side, so descent must come down the wall; box [-4, 4]^2. An analytic
-    stand-in for the walls of Pascanu, Mikolov & Bengio (2013), ICML, Fig. 6.
+    The step (h = ``height``, k = ``steepness``) raises f by h for x > a (a = ``wall``) across a
+    band of width ~1/k, where the gradient reaches h k / 2 (5e3 by default) against <= 10 elsewhere
+    in the box. The start (a + 3, 1) is on the high side and the minimum on the low side, so a
+    descent path crosses the wall; one that lands on it is thrown by ~lr h k / 2 towards -x. The
+    quartic term q r^4 (q = ``quartic``) makes the bowl steeper far out, as loss surfaces are:
+    a run thrown beyond |x| ~ sqrt((2 / lr - 1) / (12 q)) is then unstable and diverges to
+    Inf/NaN, while the bowl alone is stable for lr < 2 / (1 + 12 q r^2) inside the box
+    (Pascanu, Mikolov & Bengio 2013, ICML, sec. 3 and Fig. 6: the cliff and its catapult).
+    f* = 0 at the origin, up to the step's tail h exp(-2 k a) < 1e-13 for the allowed params
+    (k a >= 20). Box x in [-2, a + 4], y in [-3, 3].
     """
-    # The bounds keep the origin a minimizer to 1e-13: the step's tail there is ~h exp(-2k).
+    # The bounds keep the origin a minimizer to 1e-13: the step's tail there is ~h exp(-2 k a).
     if not 0.0 < height <= 1e4:
         raise ConfigError(f"problem 'cliff': param height must be in (0, 1e4], got {height}")
-    if not 20.0 <= steepness <= 1e6:
-        raise ConfigError(f"problem 'cliff': param steepness must be in [20, 1e6], got {steepness}")
+    if not 0.5 <= wall <= 10.0:
+        raise ConfigError(f"problem 'cliff': param wall must be in [0.5, 10], got {wall}")
+    if not (20.0 <= steepness * wall and steepness <= 1e6):
+        raise ConfigError(
+            f"problem 'cliff': param steepness must be in [20 / wall, 1e6] = "
+            f"[{20.0 / wall:g}, 1e6], got {steepness}"
+        )
+    if not 0.0 <= quartic <= 1.0:
+        raise ConfigError(f"problem 'cliff': param quartic must be in [0, 1], got {quartic}")
     return Problem(
-        fn=partial(_cliff, height=height, steepness=steepness),
-        x0=(3.0, 1.0),
+        fn=partial(_cliff, height=height, steepness=steepness, wall=wall, quartic=quartic),
+        x0=(wall + 3.0, 1.0),
         name="cliff",
         category="cliff",
-        bounds=(-4.0, 4.0),
+        bounds=[(-2.0, wall + 4.0), (-3.0, 3.0)],
         f_star=0.0,
         minimizers=[(0.0, 0.0)],
         description=(
-            f"f(x, y) = (x^2 + y^2)/2 + {height:g} (1 + tanh({steepness:g} (x - 1)))/2; "
-            "wall at x = 1; f* ~ 0 at (0, 0)"
+            f"f(x, y) = r^2/2 + {quartic:g} r^4 + {height:g} (1 + tanh({steepness:g} "
+            f"(x - {wall:g})))/2; wall at x = {wall:g}, start on its high side; f* ~ 0 at (0, 0)"
         ),
-        params={"height": height, "steepness": steepness},
+        params={"height": height, "steepness": steepness, "wall": wall, "quartic": quartic},
     )

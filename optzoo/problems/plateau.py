@@ -7,6 +7,7 @@ the plateau: plain gradient descent barely moves, methods that normalize the ste
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 from torch import Tensor
@@ -20,15 +21,18 @@ def _easom(x: Tensor) -> Tensor:
     return -torch.cos(u) * torch.cos(v) * torch.exp(-((u - math.pi) ** 2) - (v - math.pi) ** 2)
 
 
-def _gaussian_well(x: Tensor) -> Tensor:
-    return -torch.exp(-(x * x).sum(dim=-1) / 4.0)
+def _gaussian_well(x: Tensor, width: float = 1.0) -> Tensor:
+    return -torch.exp(-(x * x).sum(dim=-1) / (4.0 * width * width))
 
 
 _SP_RADIUS2 = 4.0  # the sigmoid plateau's wall sits at |x|^2 = 4
 
 
 def _sigmoid_plateau(x: Tensor) -> Tensor:
-    return torch.sigmoid((x * x).sum(dim=-1) - _SP_RADIUS2)
+    # 1 - sigmoid(4 - r^2) rather than sigmoid(r^2 - 4): the same function, but autograd's
+    # sigmoid'(u) = s (1 - s) is then taken at s = sigmoid(4 - r^2) ~ exp(4 - r^2), which stays
+    # non-zero far out on the plateau, where s rounds to 1 and 1 - s to an exact 0 otherwise.
+    return 1.0 - torch.sigmoid(_SP_RADIUS2 - (x * x).sum(dim=-1))
 
 
 def _check_dim(problem: str, dim: int) -> None:
@@ -60,24 +64,36 @@ def easom() -> Problem:
     )
 
 
-def gaussian_well(dim: int = 2) -> Problem:
-    """An inverted Gaussian: f(x) = -exp(-|x|^2 / 4).
+def gaussian_well(dim: int = 2, width: float = 1.0) -> Problem:
+    """An inverted Gaussian of width w: f(x) = -exp(-|x|^2 / (4 w^2)).
 
-    f* = -1 at 0; |grad f| = (r / 2) exp(-r^2 / 4) at radius r, below 1e-6 for r > 7.8. The start
-    is (8 / sqrt(n)) (1, ..., 1), at radius 8 where |grad f| ~ 4.5e-7; box [-12, 12]^n.
-    Reference: Goodfellow, Bengio & Courville (2016), Deep Learning, sec. 8.2.4 (plateaus).
+    f* = -1 at 0; |grad f| = (r / (2 w^2)) exp(-r^2 / (4 w^2)) at radius r: its largest value is
+    exp(-1/2) / (sqrt(2) w) at r = sqrt(2) w, and for w = 1 it is below 1e-6 for r > 7.8. The width
+    sets how flat the plateau is at a given radius (the flatness is controlled), and the landscape
+    is the w = 1 one stretched by w. The start is (8 w / sqrt(n)) (1, ..., 1), at radius 8 w where
+    |grad f| ~ 4.5e-7 / w; box [-12 w, 12 w]^n. Reference: Goodfellow, Bengio & Courville (2016),
+    Deep Learning, sec. 8.2.4 (plateaus).
     """
     _check_dim("gaussian_well", dim)
+    if not 0.01 <= width <= 100.0:
+        raise ConfigError(
+            f"problem 'gaussian_well': param width must be in [0.01, 100], got {width}"
+        )
+    width = float(width)
     return Problem(
-        fn=_gaussian_well,
-        x0=[8.0 / math.sqrt(dim)] * dim,
+        fn=partial(_gaussian_well, width=width),
+        x0=[8.0 * width / math.sqrt(dim)] * dim,
         name="gaussian_well",
         category="plateau",
-        bounds=(-12.0, 12.0),
+        bounds=(-12.0 * width, 12.0 * width),
         f_star=-1.0,
         minimizers=[[0.0] * dim],
-        description=f"f(x) = -exp(-|x|^2 / 4), n = {dim}; f* = -1 at 0; start at radius 8",
-        params={"dim": dim},
+        description=(
+            f"f(x) = -exp(-|x|^2 / (4 w^2)), n = {dim}, w = {width:g}; f* = -1 at 0; "
+            "start at radius 8 w"
+        ),
+        # width is recorded only when it is not the default, so existing results keep their info.
+        params={"dim": dim, **({} if width == 1.0 else {"width": width})},
     )
 
 
