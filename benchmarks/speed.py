@@ -4,7 +4,7 @@
     python benchmarks/speed.py --skip-suite    # (a) and (b) only
     python benchmarks/speed.py --tiny          # seconds: a smoke test (CI)
 
-Writes one Markdown table per part to ``results/benchmarks.md`` (``--out``), headed by the machine
+Writes one Markdown table per part to ``results/speed.md`` (``--out``), headed by the machine
 it ran on and the command that reproduces it, and prints the same text.
 
 (a) The harness on a grid against a plain per-run ``torch.optim.Adam`` loop on the same grid:
@@ -610,8 +610,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--suite-dir", help="(c): read the timings of this results directory")
     p.add_argument(
         "--out",
-        default=str(ROOT / "results" / "benchmarks.md"),
-        help="Markdown file (or a directory for benchmarks.md)",
+        default=str(ROOT / "results" / "speed.md"),
+        help="Markdown file (or a directory for speed.md)",
     )
     p.add_argument("--threads", type=int, default=1, help="intra-op threads (default 1)")
     args = p.parse_args(argv)
@@ -620,7 +620,7 @@ def main(argv: list[str] | None = None) -> int:
     _pool.keep_freed_memory()  # as the command line does; NumPy's temporaries benefit too
     out = Path(args.out)
     if out.suffix != ".md":
-        out = out / "benchmarks.md"
+        out = out / "speed.md"
     argv_used = sys.argv[1:] if argv is None else argv
     command = shlex.join(["python", "benchmarks/speed.py", *argv_used])
 

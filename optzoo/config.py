@@ -66,7 +66,7 @@ import itertools
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +98,14 @@ OPTION_KEYS = {
     "grad_tol",
 }
 TOP_KEYS = {"suite", "options", "problems", "optimizers"}
+# Bounds on sizes, so that a count is refused up front rather than failing (or allocating until
+# memory runs out) at run time. Memory itself is estimated per cell by optzoo.runtime.
+MAX_STEPS = 10**9  # steps or evaluations per run: far inside int64 counters
+MAX_COUNT = 10**7  # starts, seeds, kept paths
+MAX_SEED = 2**31 - 1  # seeds combine as seed * 1_000_003 + index in int64
+MAX_GRID = 10**5  # hyperparameter combinations of one optimizer
+MAX_LOG_POINTS = 10**4  # n of a log = [lo, hi, n] grid
+MAX_NAME = 200  # characters of a suite name or label (file names are cut by store.safe_name)
 # Tuple-valued hyperparameters: a list of this length is one value, not a grid.
 TUPLE_HPS = {"betas": 2}
 
@@ -163,8 +171,18 @@ class Suite:
     grad_tol: float = 0.0  # a run whose raw |g| falls below this stops ("stalled"); 0: never
     stop_on_success: bool = True  # freeze a run once solved; false: go on (e.g. to |g| < grad_tol)
 
+    def __post_init__(self) -> None:
+        check_suite(self)
+
     def to_dict(self) -> dict:
-        return json.loads(json.dumps(asdict(self)))
+        """Plain data; a Problem object is described by its ``info()`` (it holds functions)."""
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["problems"] = [
+            asdict(p) if isinstance(p, ProblemSpec) else {**p.info(), "object": True}
+            for p in self.problems
+        ]
+        d["optimizers"] = [asdict(o) for o in self.optimizers]
+        return json.loads(json.dumps(d, default=str))
 
     def digest(self) -> str:
         """A hash of everything that changes results (not the name)."""
@@ -195,11 +213,28 @@ class Suite:
 
 
 # -- validation helpers ----------------------------------------------------------------------
-def _int(where: str, v: Any, lo: int = 0) -> int:
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise ConfigError(f"{where} must be a whole number >= {lo}, got {v!r}")
-    if v < lo:
-        raise ConfigError(f"{where} must be a whole number >= {lo}, got {v!r}")
+def _int(where: str, v: Any, lo: int = 0, hi: int = MAX_COUNT) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise ConfigError(f"{where} must be a whole number from {lo} to {hi:,}, got {v!r}")
+    return v
+
+
+def _name(where: str, v: Any) -> str:
+    """A suite name or label: printable, not a path (store.safe_name makes the file name)."""
+    if (
+        not isinstance(v, str)
+        or not v.strip()
+        or not v.isprintable()
+        or len(v) > MAX_NAME
+        or "/" in v
+        or "\\" in v
+        or v.strip(".") == ""
+    ):
+        shown = v[:40] if isinstance(v, str) else v
+        raise ConfigError(
+            f"{where} must be 1 to {MAX_NAME} printable characters, no '/' or '\\', and not "
+            f"'.' or '..'; got {shown!r}"
+        )
     return v
 
 
@@ -213,6 +248,10 @@ def _num(where: str, v: Any, lo: float | None = None, allow_none: bool = False) 
     return float(v)
 
 
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
 def _check_keys(where: str, d: dict, allowed: set[str]) -> None:
     unknown = sorted(set(d) - allowed)
     if unknown:
@@ -221,8 +260,8 @@ def _check_keys(where: str, d: dict, allowed: set[str]) -> None:
         )
 
 
-def _hp_axis(opt: str, key: str, v: Any) -> list:
-    """One hyperparameter's values as a grid axis."""
+def _hp_axis(opt: str, key: str, v: Any, tuple_len: int | None = None) -> list:
+    """One hyperparameter's values as a grid axis; ``tuple_len``: the length of a tuple value."""
     where = f"optimizers.{opt}.{key}"
     if isinstance(v, dict):
         if set(v) != {"log"}:
@@ -232,18 +271,24 @@ def _hp_axis(opt: str, key: str, v: Any) -> list:
             not isinstance(spec, list)
             or len(spec) != 3
             or not all(isinstance(a, int | float) and not isinstance(a, bool) for a in spec)
+            or not all(math.isfinite(a) for a in spec)
             or not (0 < spec[0] < spec[1])
             or not isinstance(spec[2], int)
-            or spec[2] < 2
+            or not 2 <= spec[2] <= MAX_LOG_POINTS
         ):
             raise ConfigError(
-                f"{where}: log = [lo, hi, n] needs 0 < lo < hi and a whole n >= 2, got {spec!r}"
+                f"{where}: log = [lo, hi, n] needs finite 0 < lo < hi and a whole n from 2 to "
+                f"{MAX_LOG_POINTS:,}, got {spec!r}"
             )
         lo, hi, n = math.log10(spec[0]), math.log10(spec[1]), spec[2]
         return [float(f"{10 ** (lo + (hi - lo) * i / (n - 1)):.6g}") for i in range(n)]
-    if key in TUPLE_HPS and isinstance(v, list) and v and not isinstance(v[0], list):
+    if tuple_len is None:
+        tuple_len = TUPLE_HPS.get(key)
+    if tuple_len is not None and isinstance(v, tuple):
+        return [v]
+    if tuple_len is not None and isinstance(v, list) and v and not isinstance(v[0], list | tuple):
         return [tuple(v)]
-    if key in TUPLE_HPS and isinstance(v, list):
+    if tuple_len is not None and isinstance(v, list):
         return [tuple(b) for b in v]
     if isinstance(v, list):
         if not v:
@@ -267,6 +312,54 @@ def _validate_problem(spec: ProblemSpec) -> None:
     problems.get(spec.name, **spec.params)
 
 
+def check_suite(suite: Suite) -> None:
+    """Refuse a Suite whose fields have the wrong type or range, naming the field.
+
+    Lists of problems or optimizers become tuples. A problem is a :class:`ProblemSpec` or a
+    :class:`~optzoo.problems.Problem`; an optimizer an :class:`OptimizerSpec`.
+    """
+    put = object.__setattr__  # the dataclass is frozen; this runs while it is being built
+    if not isinstance(suite.name, str) or not suite.name or "/" in suite.name:
+        raise ConfigError(f"Suite name must be a non-empty string without '/', got {suite.name!r}")
+    for key, kind in (("problems", "ProblemSpec or Problem"), ("optimizers", "OptimizerSpec")):
+        v = getattr(suite, key)
+        if not isinstance(v, tuple | list):
+            raise ConfigError(f"Suite {key} must be a tuple of {kind}, got {type(v).__name__}")
+        put(suite, key, tuple(v))
+    for p in suite.problems:
+        if not isinstance(p, ProblemSpec) and not callable(getattr(p, "info", None)):
+            raise ConfigError(
+                f"Suite problems must hold ProblemSpec or Problem objects, got {type(p).__name__}"
+            )
+    for o in suite.optimizers:
+        if not isinstance(o, OptimizerSpec):
+            raise ConfigError(
+                f"Suite optimizers must hold OptimizerSpec objects (see optimizer_spec), "
+                f"got {type(o).__name__}"
+            )
+    for key, lo in (
+        ("steps", 1), ("evals", 0), ("starts", 0), ("tune_starts", 0), ("widen", 0), ("seeds", 1),
+        ("seed", 0),
+    ):  # fmt: skip
+        _int(f"Suite {key}", getattr(suite, key), lo)
+    _int("Suite paths", suite.paths, 0)
+    if suite.dtype not in DTYPES:
+        raise ConfigError(f"Suite dtype: unknown {suite.dtype!r}; allowed: {', '.join(DTYPES)}")
+    if suite.device not in DEVICES:
+        raise ConfigError(f"Suite device: unknown {suite.device!r}; allowed: {', '.join(DEVICES)}")
+    for key in ("clip_norm", "clip_value"):
+        _num(f"Suite {key}", getattr(suite, key), lo=0.0, allow_none=True)
+    for key in ("noise_std", "plateau_grad", "grad_tol"):
+        _num(f"Suite {key}", getattr(suite, key), lo=0.0)
+    if suite.batch_size is not None:
+        _int("Suite batch_size", suite.batch_size, 1)
+    if not isinstance(suite.stop_on_success, bool):
+        raise ConfigError(
+            f"Suite stop_on_success must be True or False, got {suite.stop_on_success!r}"
+        )
+    put(suite, "schedule", _schedule(suite.schedule))
+
+
 def parse(data: dict, default_name: str = "suite") -> Suite:
     """Validate a suite given as plain data (a parsed TOML file)."""
     if not isinstance(data, dict):
@@ -280,19 +373,19 @@ def parse(data: dict, default_name: str = "suite") -> Suite:
     _check_keys("[suite]", head, SUITE_KEYS)
     _check_keys("[options]", opts, OPTION_KEYS)
 
-    name = head.get("name", default_name)
-    if not isinstance(name, str) or not name or "/" in name:
-        raise ConfigError(f"suite.name must be a non-empty string without '/', got {name!r}")
-    kw: dict[str, Any] = {"name": name}
-    if "steps" in head:
-        kw["steps"] = _int("suite.steps", head["steps"], 1)
-    if "evals" in head:
-        kw["evals"] = _int("suite.evals", head["evals"], 0)
-    for key, lo in (
-        ("starts", 0), ("tune_starts", 0), ("widen", 0), ("seeds", 1), ("seed", 0), ("paths", 0)
-    ):  # fmt: skip
+    kw: dict[str, Any] = {"name": _name("suite.name", head.get("name", default_name))}
+    for key, lo, hi in (
+        ("steps", 1, MAX_STEPS),
+        ("evals", 0, MAX_STEPS),
+        ("starts", 0, MAX_COUNT),
+        ("tune_starts", 0, MAX_COUNT),
+        ("widen", 0, MAX_COUNT),
+        ("seeds", 1, MAX_COUNT),
+        ("seed", 0, MAX_SEED),
+        ("paths", 0, MAX_COUNT),
+    ):
         if key in head:
-            kw[key] = _int(f"suite.{key}", head[key], lo)
+            kw[key] = _int(f"suite.{key}", head[key], lo, hi)
     if "dtype" in head:
         if head["dtype"] not in DTYPES:
             raise ConfigError(
@@ -304,6 +397,7 @@ def parse(data: dict, default_name: str = "suite") -> Suite:
             raise ConfigError(
                 f"suite.device: unknown {head['device']!r}; allowed: {', '.join(DEVICES)}"
             )
+        check_device("suite.device", head["device"])
         kw["device"] = head["device"]
 
     if "clip_norm" in opts:
@@ -323,7 +417,7 @@ def parse(data: dict, default_name: str = "suite") -> Suite:
     if "grad_tol" in opts:
         kw["grad_tol"] = _num("options.grad_tol", opts["grad_tol"], lo=0.0)
     if "batch_size" in opts:
-        kw["batch_size"] = _int("options.batch_size", opts["batch_size"], 1)
+        kw["batch_size"] = _int("options.batch_size", opts["batch_size"], 1, MAX_STEPS)
     if "schedule" in opts:
         kw["schedule"] = _schedule(opts["schedule"])
 
@@ -355,8 +449,8 @@ def parse(data: dict, default_name: str = "suite") -> Suite:
         if not isinstance(o, dict) or not isinstance(o.get("name"), str):
             raise ConfigError(f"optimizers[{i}] needs a name (a string)")
         label = o.get("label")
-        if label is not None and (not isinstance(label, str) or not label or "/" in label):
-            raise ConfigError(f"optimizers[{i}].label must be a non-empty string without '/'")
+        if label is not None:
+            _name(f"optimizers[{i}].label", label)
         note = o.get("note")
         if note is not None and (not isinstance(note, str) or not note):
             raise ConfigError(f"optimizers[{i}].note must be a non-empty string")
@@ -379,14 +473,28 @@ def parse(data: dict, default_name: str = "suite") -> Suite:
     return Suite(problems=tuple(pspecs), optimizers=tuple(ospecs), **kw)
 
 
-def optimizer_spec(name: str, raw: dict, label: str | None = None) -> OptimizerSpec:
-    """An optimizer with grid axes; the default lr joins the lr grid. Validated."""
-    from optzoo import optimizers
+def optimizer_spec(name: str | type, raw: dict, label: str | None = None) -> OptimizerSpec:
+    """An optimizer with grid axes; the default lr joins the lr grid. Validated.
 
+    ``name`` is a zoo name, a class (any ``torch.optim.Optimizer`` or optzoo optimizer) or
+    ``"package.module:Class"``; a class is labelled by its class name unless ``label`` says
+    otherwise. ``raw`` maps hyperparameters to a value, a list (a grid) or ``{log = [lo, hi, n]}``.
+    """
+    from optzoo import optimizers
+    from optzoo.optimizers import external
+
+    if not isinstance(raw, dict):
+        raise ConfigError(f"optimizer {name!r}: hyperparameters must be a dict, got {raw!r}")
     cls = optimizers.get_class(name)
-    hp = {k: _hp_axis(name, k, v) for k, v in raw.items()}
+    if external.is_spec(name):
+        name = external.spec_of(name) if isinstance(name, type) else name.strip()
+        label = label or name.rpartition(":")[2].rpartition(".")[2]
+    tuple_len = {k: len(v) for k, v in cls.defaults.items() if isinstance(v, tuple)}
+    hp = {k: _hp_axis(name, k, v, tuple_len.get(k)) for k, v in raw.items()}
     for k, vals in hp.items():
         if k in cls.flags:
+            if isinstance(cls.defaults.get(k), bool) and not all(isinstance(v, bool) for v in vals):
+                raise ConfigError(f"optimizers.{name}.{k} must be true or false, got {vals[0]!r}")
             continue
         for v in vals:
             items = v if isinstance(v, tuple) else (v,)
@@ -394,10 +502,22 @@ def optimizer_spec(name: str, raw: dict, label: str | None = None) -> OptimizerS
                 a is None or (isinstance(a, int | float) and not isinstance(a, bool)) for a in items
             ):
                 raise ConfigError(f"optimizers.{name}.{k} must be a number, got {v!r}")
+            if not all(a is None or math.isfinite(a) for a in items):
+                raise ConfigError(f"optimizers.{name}.{k} must be finite, got {v!r}")
+        if isinstance(cls.defaults.get(k), float):
+            # A whole number where the default is a float (lr = 1) is that float: one value
+            # must take one code path whichever way it was written (see harness._column).
+            hp[k] = [float(v) if isinstance(v, int) else v for v in vals]
+    combos = math.prod(len(v) for v in hp.values())
+    if combos > MAX_GRID:
+        raise ConfigError(
+            f"optimizers.{name}: the grid has {combos:,} combinations; at most {MAX_GRID:,}"
+        )
     # The default joins the lr grid and every log grid, so "default hyperparameters" is always
-    # one of the tuning modes, reported beside the tuned ones.
-    tuned = [k for k in grid_ratios(raw) if isinstance(cls.defaults.get(k), int | float)]
-    for k in (["lr"] if "lr" in cls.defaults else []) + tuned:
+    # one of the tuning modes, reported beside the tuned ones. (An external optimizer may have no
+    # default lr: then there is nothing to add.)
+    tuned = [k for k in grid_ratios(raw) if _is_number(cls.defaults.get(k))]
+    for k in (["lr"] if _is_number(cls.defaults.get("lr")) else []) + tuned:
         vals = hp.get(k, [])
         if cls.defaults[k] not in vals:
             vals = [*vals, cls.defaults[k]]
@@ -434,6 +554,17 @@ def widened(values: Sequence[float], ratio: float, upward: bool) -> list[float]:
         return []  # 0 (no damping, no decay) bounds the domain: nothing lies beyond it
     step = ratio if upward else 1.0 / ratio
     return [float(f"{edge * step**k:.6g}") for k in range(1, n + 1)]
+
+
+def check_device(where: str, device: str) -> None:
+    """Refuse a device this machine does not have, as early as any other bad value."""
+    if device not in DEVICES:
+        raise ConfigError(f"{where}: unknown {device!r}; allowed: {', '.join(DEVICES)}")
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(f"{where} = cuda: no CUDA device is available here; use cpu")
 
 
 def _schedule(s: Any) -> dict:

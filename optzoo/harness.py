@@ -26,14 +26,14 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from optzoo import catalog, metrics
 from optzoo import config as config_mod
-from optzoo import metrics
 from optzoo.config import OptimizerSpec, ProblemSpec, Suite
 from optzoo.errors import ConfigError
 from optzoo.metrics import LADDER
 from optzoo.problems.base import Problem
 from optzoo.problems.oracle import Oracle
-from optzoo.store import Store, cell_name
+from optzoo.store import Store, cell_name, default_out
 
 RUN_COLUMNS = {
     "problem": "problem key, e.g. rosenbrock[dim=2]",
@@ -125,8 +125,15 @@ def _batched_hp(combos: list[dict], flags: frozenset[str], dtype) -> dict:
 
 
 def _column(vals: list, dtype) -> float | Tensor:
-    if all(v == vals[0] for v in vals):
-        return vals[0]
+    # Equal floats still become a tensor (of one value): torch rounds `number / tensor` as a
+    # reciprocal times the number, `tensor / tensor` as one division, so a batch whose lrs are
+    # all equal would round differently from a mixed one. Zeros and whole numbers stay Python
+    # values: the rules skip a zero term exactly as a per-run zero does, and counts are exact.
+    first = vals[0]
+    if all(v == first for v in vals):
+        if isinstance(first, int) or first == 0:
+            return first
+        return torch.tensor([first], dtype=dtype)
     return torch.tensor(vals, dtype=dtype)
 
 
@@ -148,6 +155,14 @@ def run_cell(
     """
     from optzoo import optimizers
 
+    if not isinstance(suite, Suite):
+        raise ConfigError(f"run_cell: suite must be a Suite, got {type(suite).__name__}")
+    if isinstance(pspec, str):
+        pspec = ProblemSpec(*catalog.parse_item(pspec))
+    if not isinstance(pspec, ProblemSpec | Problem):
+        raise ConfigError(f"run_cell: problem must be a Problem or a name, got {pspec!r}")
+    if not isinstance(ospec, OptimizerSpec):
+        raise ConfigError(f"run_cell: optimizer must be an OptimizerSpec, got {ospec!r}")
     problem = make_problem(pspec)
     pkey = problem_key(pspec)
     if ospec.clip_norm is not None or ospec.clip_value is not None:
@@ -179,30 +194,41 @@ def run_cell(
     }
     order = np.argsort(recs["run"], kind="stable")
     recs = {k: v[order] for k, v in recs.items()}
-    rows = [rows[i] for i in recs["run"]]
+    # rows[run] = (hp_id, start_id, seed_id), converted once as a whole array.
+    hp_id, start_id, seed_id = np.asarray(rows, dtype=np.int64).reshape(-1, 3)[recs["run"]].T
 
+    # Per combination, then indexed per run: no Python per run. tolist() turns a whole array
+    # into the records' lists of Python floats and ints at once.
     defaults = cls.defaults
-    hp_json = [json.dumps(combos[h], sort_keys=True, default=list) for h, _, _ in rows]
+    per_hp = pd.DataFrame(
+        {
+            "lr": [float(c.get("lr", np.nan)) for c in combos],
+            "hp": [json.dumps(c, sort_keys=True, default=list) for c in combos],
+            "hp_default": [
+                all(_same_value(v, defaults.get(k)) for k, v in c.items()) for c in combos
+            ],
+        }
+    ).iloc[hp_id]
+    eigenvalues = recs["eigenvalues"].tolist()
+    if not recs["has_eigenvalues"].all():
+        eigenvalues = [
+            e if h else [] for e, h in zip(eigenvalues, recs["has_eigenvalues"], strict=True)
+        ]
     runs = pd.DataFrame(
         {
             "problem": pkey,
             "category": problem.category,
             "optimizer": ospec.key,
             "run": recs["run"].astype(np.int64),
-            "hp_id": np.array([r[0] for r in rows], dtype=np.int64),
-            "start_id": np.array([r[1] for r in rows], dtype=np.int64),
-            "seed_id": np.array([r[2] for r in rows], dtype=np.int64),
-            "split": np.where(np.array([r[1] for r in rows]) > suite.starts, "tune", "test").astype(
-                object
-            ),
-            "lr": np.array([float(combos[h].get("lr", np.nan)) for h, _, _ in rows]),
-            "hp": hp_json,
-            "hp_default": [
-                all(_same_value(v, defaults.get(k)) for k, v in combos[h].items())
-                for h, _, _ in rows
-            ],
-            "x0": [starts[s].tolist() for _, s, _ in rows],
-            "x_final": list(recs["x_final"]),
+            "hp_id": hp_id,
+            "start_id": start_id,
+            "seed_id": seed_id,
+            "split": np.where(start_id > suite.starts, "tune", "test").astype(object),
+            "lr": per_hp["lr"].to_numpy(),
+            "hp": per_hp["hp"].to_numpy(),
+            "hp_default": per_hp["hp_default"].to_numpy(),
+            "x0": starts.to(torch.float64).numpy()[start_id].tolist(),
+            "x_final": recs["x_final"].tolist(),
             "f_final": recs["f_final"],
             "f_best": recs["f_best"],
             "status": recs["status"],
@@ -213,8 +239,8 @@ def run_cell(
             "ng": recs["ng"],
             "nhvp": recs["nhvp"],
             "nh": recs["nh"],
-            "steps_to": list(recs["steps_to"]),
-            "evals_to": list(recs["evals_to"]),
+            "steps_to": recs["steps_to"].tolist(),
+            "evals_to": recs["evals_to"].tolist(),
             "path_length": recs["path_length"],
             "displacement": recs["displacement"],
             "max_step": recs["max_step"],
@@ -224,12 +250,9 @@ def run_cell(
             "endpoint": recs["endpoint"],
             "min_ratio": recs["min_ratio"],
             "n_neg": recs["n_neg"],
-            "eigenvalues": [[float(v) for v in e] for e in recs["eigenvalues"]],
+            "eigenvalues": eigenvalues,
         }
     )
-    runs["x_final"] = runs["x_final"].map(lambda a: [float(v) for v in a])
-    runs["steps_to"] = runs["steps_to"].map(lambda a: [int(v) for v in a])
-    runs["evals_to"] = runs["evals_to"].map(lambda a: [int(v) for v in a])
     traces = pd.concat([p["trace"] for p in parts], ignore_index=True)
     traces.insert(0, "optimizer", ospec.key)
     traces.insert(0, "problem", pkey)
@@ -247,7 +270,7 @@ def run_cell(
         "problem": pkey,
         "category": problem.category,
         "optimizer": ospec.key,
-        "runs": len(rows),
+        "runs": len(recs["run"]),
         "wall_s": wall,
         "point_steps": int(recs["steps"].sum()),
     }
@@ -298,7 +321,9 @@ def _widen(suite: Suite, ospec: OptimizerSpec, cls, combos, rows, parts, problem
     runs, by ``metrics.best_setting``) is the axis's first or last; [] when every best is inside.
     Values the optimizer refuses (e.g. beyond 1 for a rate in (0, 1)) are left out."""
     cols = ("run", "evals", "steps", "f_final", "status", "solved", "evals_to", "steps_to")
-    tab = pd.DataFrame({k: np.concatenate([p[k] for p in parts]) for k in cols})
+    joined = {k: np.concatenate([p[k] for p in parts]) for k in cols}
+    # The first-hit columns are (runs, targets) arrays; a frame holds them as one row per run.
+    tab = pd.DataFrame({k: list(v) if v.ndim > 1 else v for k, v in joined.items()})
     tab = tab[[rows[i][1] > suite.starts for i in tab["run"]]]
     if tab.empty:
         return []
@@ -680,7 +705,7 @@ def _run_batch(suite, problem, cls, combos, rows, idx, starts, dtype, device, on
     run_ids = np.asarray(idx, dtype=np.int64)
     rec = {
         "run": run_ids,
-        "x_final": _object_rows(x_np),
+        "x_final": x_np,
         "f_final": f_end.cpu().numpy(),
         "f_best": f_best.cpu().numpy(),
         "status": status,
@@ -691,8 +716,8 @@ def _run_batch(suite, problem, cls, combos, rows, idx, starts, dtype, device, on
         "ng": c.ng.cpu().numpy(),
         "nhvp": c.nhvp.cpu().numpy(),
         "nh": c.nh.cpu().numpy(),
-        "steps_to": _object_rows(steps_to.cpu().numpy()),
-        "evals_to": _object_rows(evals_to.cpu().numpy()),
+        "steps_to": steps_to.cpu().numpy(),
+        "evals_to": evals_to.cpu().numpy(),
         "path_length": path_length.cpu().numpy(),
         "displacement": torch.linalg.vector_norm((x - x_start).to(torch.float64), dim=-1)
         .cpu()
@@ -731,13 +756,6 @@ def _refund(oracle: Oracle, over: Tensor, counts_before: list[Tensor], evals_bef
     oracle.restore_evals(torch.where(over, evals_before, oracle.grad_evals))
 
 
-def _object_rows(a: np.ndarray) -> np.ndarray:
-    out = np.empty(a.shape[0], dtype=object)
-    for i in range(a.shape[0]):
-        out[i] = a[i]
-    return out
-
-
 # Vector register width in bytes of each CPU capability torch dispatches to.
 _VECTOR_BYTES = {"AVX512": 64, "AVX2": 32, "SVE256": 32, "DEFAULT": 16, "NO AVX": 16}
 
@@ -765,14 +783,18 @@ def endpoints(problem: Problem, x: Tensor, status: np.ndarray, suite: Suite) -> 
     """Where each run ended: diverged, or the critical-point kind of its last iterate.
 
     Returns the ``endpoint`` label per run, plus ``min_ratio`` and ``n_neg`` (the Hessian's share
-    of positive eigenvalues and count of negative ones at the last iterate; NaN/-1 when unknown).
+    of positive eigenvalues and count of negative ones at the last iterate; NaN/-1 when unknown),
+    and the spectra as one ``(R, k)`` array, ``k = d`` up to ``EIGENVALUES_KEPT`` dimensions (else
+    0), whose rows count where ``has_eigenvalues`` is True (the records list the others empty).
     """
     R = len(status)
+    k = problem.dim if problem.dim <= EIGENVALUES_KEPT else 0
     out = {
         "endpoint": status.copy(),
         "min_ratio": np.full(R, np.nan),
         "n_neg": np.full(R, -1),
-        "eigenvalues": _object_rows(np.zeros((R, 0))),
+        "eigenvalues": np.full((R, k), np.nan),
+        "has_eigenvalues": np.zeros(R, dtype=bool),
     }
     ok = status != "diverged"
     try:
@@ -799,10 +821,9 @@ def endpoints(problem: Problem, x: Tensor, status: np.ndarray, suite: Suite) -> 
     out["min_ratio"][ok] = np.asarray(res["min_ratio"], dtype=np.float64)
     out["n_neg"][ok] = np.asarray(res["n_neg"], dtype=np.int64)
     # The whole spectrum is kept for small problems (the minimum-ratio study draws it).
-    if res.get("eigenvalues") is not None and problem.dim <= EIGENVALUES_KEPT:
-        ev = np.asarray(res["eigenvalues"], dtype=np.float64)
-        for j, r in enumerate(np.nonzero(ok)[0]):
-            out["eigenvalues"][r] = ev[j]
+    if res.get("eigenvalues") is not None and k:
+        out["eigenvalues"][ok] = np.asarray(res["eigenvalues"], dtype=np.float64)
+        out["has_eigenvalues"][ok] = True
     return out
 
 
@@ -950,7 +971,7 @@ def run(
     ``workers``: processes for the local executor (default: one per core; 1 = this process).
     """
     suite = suite_or_path if isinstance(suite_or_path, Suite) else config_mod.load(suite_or_path)
-    out = Path(out) if out is not None else Path("results") / suite.name
+    out = Path(out) if out is not None else default_out(suite.name)
     run_suite(
         suite,
         out,

@@ -27,10 +27,8 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import re
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -40,7 +38,7 @@ import pandas as pd
 
 from optzoo import metrics, stats
 from optzoo.errors import ConfigError
-from optzoo.store import Store, cell_name, write_text
+from optzoo.store import Store, atomic_path, cell_name, locked, write_text
 
 CATEGORY_ORDER = ("saddle", "ravine", "plateau", "cliff", "multimodal", "neural", "custom")
 TABLES, FIGURES_DIR = "tables", "figures"
@@ -971,18 +969,11 @@ def _save(fig, outdir: Path, name: str) -> list[Path]:
     paths = []
     for ext in FIG_FORMATS:
         final = outdir / f"{name}.{ext}"
-        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=outdir)
-        os.close(fd)
-        try:
+        with atomic_path(final) as tmp:
             meta = {"Date": None} if ext == "svg" else {"Software": None}
             fig.savefig(tmp, format=ext, dpi=DPI, metadata=meta)
             # The layout is settled by the first save; the second format reuses it.
             fig.set_layout_engine("none")
-            os.replace(tmp, final)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
         paths.append(final)
     return paths
 
@@ -1729,9 +1720,10 @@ def figure_critical_points(data: Analysis | str | Path, outdir: Path | None = No
         ["f_final", "problem", "optimizer", "run"], kind="stable"
     )
     typ = big.iloc[(len(big) - 1) // 2]
-    if "eigenvalues" in b.columns:
-        ev = np.asarray(typ["eigenvalues"], float)
-        ev = ev[np.isfinite(ev)]
+    ev = np.asarray(typ["eigenvalues"] if "eigenvalues" in b.columns else [], float)
+    ev = ev[np.isfinite(ev)]
+    # Spectra are stored up to 64 dimensions only: a larger network falls back to the index.
+    if ev.size:
         # Eigenvalues span decades on both sides of zero: a symmetric log axis shows them all.
         lim = max(float(np.abs(ev).max()), 1e-12)
         thresh = max(lim * 1e-6, 1e-12)
@@ -1870,12 +1862,17 @@ def readme_markdown(root: str | Path) -> str:
     suite = m.get("suite", {})
     name = suite.get("name", Path(root).name)
     machine = m.get("machine", {})
-    probs = len(suite.get("problems", [])) or len(store.problems())
-    opts = len(suite.get("optimizers", []))
+    an = _analysis(root)
+    probs, opts = an.problems, an.optimizers  # what ran, not what the suite file lists
+    what = (
+        f"{len(probs)} problems x {len(opts)} optimizers"
+        if len(probs) > 3 or len(opts) > 6
+        else f"{', '.join(probs)} x {', '.join(opts)}"
+    )
     lines = [
         f"# Results: the `{name}` suite",
         "",
-        f"{probs} problems x {opts} optimizers; budget {suite.get('steps')} steps"
+        f"{what}; budget {suite.get('steps')} steps"
         + (f" / {suite.get('evals')} gradient evaluations" if suite.get("evals") else "")
         + f" per run; {suite.get('starts')} random starts besides each problem's x0,"
         f" {suite.get('seeds')} seed(s). Produced by optzoo {m.get('optzoo')} (commit"
@@ -1883,11 +1880,11 @@ def readme_markdown(root: str | Path) -> str:
         f" {m.get('numpy')}, Python {m.get('python')} on {machine.get('cpus')} CPUs"
         f" ({machine.get('platform')}).",
         "",
-        "Regenerate: `python -m optzoo.bench"
-        + ("" if name == "default" else f" --config configs/{name}.toml")
-        + "` runs the suite and writes everything here; "
-        f"`python -m optzoo.report results/{name}` rewrites the tables and figures from the"
-        " stored runs alone. Wall times are only in `tables/timing.csv`.",
+        f"Regenerate: {_rerun_command(m)}"
+        f"`python -m optzoo.report {Path(root).as_posix()}` rewrites the tables and figures from"
+        " the stored runs alone, where they are kept (`cells/`; a published copy leaves them out"
+        " of git: the same suite and seed give the same tables). Wall times are only in"
+        " `tables/timing.csv`.",
         "",
         "## Headline",
         "",
@@ -1900,8 +1897,35 @@ def readme_markdown(root: str | Path) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _rerun_command(manifest: dict) -> str:
+    """How these results were produced: the command line the bench recorded, if any."""
+    command = manifest.get("command")
+    if not command:
+        return "the suite that ran (built in Python) is recorded in `manifest.json`; "
+    return f"`{command}` runs the suite and writes everything here; "
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line and exit 2, like every other user error
+        raise ConfigError(f"{message} (see --help)")
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
+    """Regenerate a results directory's tables and figures; returns the exit code.
+
+    0 done; 2 a user or environment error (no such directory, a damaged or incomplete store,
+    the directory in use, OSError), one line on stderr; 130 Ctrl-C, 143 SIGTERM (the figure
+    workers are stopped, temporary files removed); 1 an internal error. ``--debug`` adds the
+    traceback.
+    """
+    from optzoo import _pool
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    return _pool.run_command("optzoo.report", lambda: _main(argv), debug="--debug" in argv)
+
+
+def _main(argv: list[str]) -> int:
+    p = _Parser(
         prog="python -m optzoo.report",
         description="Regenerate the tables and figures of a results directory from its runs.",
     )
@@ -1910,13 +1934,17 @@ def main(argv: list[str] | None = None) -> int:
         "--compare", help="a second results directory for the cliff figure (e.g. clipped)"
     )
     p.add_argument("--no-figures", dest="figures", action="store_false", help="tables only")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     args = p.parse_args(argv)
-    try:
-        files = write(args.dir, compare=args.compare, figures=args.figures)
-    except ConfigError as e:
-        print(f"optzoo.report: error: {e}", file=sys.stderr)
-        return 2
-    print(f"optzoo.report: wrote {len(files)} files under {args.dir} ({TABLES}/, {FIGURES_DIR}/)")
+    root = Path(args.dir)
+    if not (root / "manifest.json").is_file():
+        raise ConfigError(f"{root} is not a results directory (no manifest.json)")
+    with locked(root):
+        store = Store(root)
+        store.clean_temporary()
+        store.check()  # a damaged or unfinished cell: one line, rather than a table without it
+        files = write(root, compare=args.compare, figures=args.figures)
+    print(f"optzoo.report: wrote {len(files)} files under {root} ({TABLES}/, {FIGURES_DIR}/)")
     return 0
 
 

@@ -58,7 +58,8 @@ def factory():
 
 
 def run_cli(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(cwd)}
+    # The optzoo under test (this checkout), and the user's modules in cwd.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(cwd), *sys.path])}
     return subprocess.run(
         [sys.executable, "-m", "optzoo.bench", *args],
         cwd=cwd,
@@ -77,7 +78,10 @@ def work(tmp_path: Path) -> Path:
 
 
 def files_under(p: Path) -> list[Path]:
-    return sorted(q for q in p.rglob("*") if q.is_file()) if p.exists() else []
+    """Result files (not the lock, which names the last process that held the directory)."""
+    if not p.exists():
+        return []
+    return sorted(q for q in p.rglob("*") if q.is_file() and q.name != ".lock")
 
 
 BAD_ARGS = [
@@ -182,7 +186,7 @@ def test_worker_processes_store_the_same_cells_as_one_process(work):
 def test_resume_after_sigkill_equals_an_uninterrupted_run(work):
     full = run_cli(["--config", "tiny.toml", "--out", "full", "--quiet", "--no-report"], work)
     assert full.returncode == 0, full.stderr
-    env = {**os.environ, "PYTHONPATH": str(work)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(work), *sys.path])}
     cmd = [sys.executable, "-m", "optzoo.bench", "--config", "tiny.toml", "--out", "cut", "--quiet"]
     proc = subprocess.Popen([*cmd, "--no-report"], cwd=work, env=env, stderr=subprocess.DEVNULL)
     cells = work / "cut" / "cells"
@@ -211,9 +215,9 @@ def test_custom_losses_from_the_command_line(work):
         ["--config", "tiny.toml", "--problem", "mylosses:factory", "--quiet", "--no-report"], work
     )
     assert r.returncode == 0, r.stderr
-    runs = pd.read_parquet(
-        next((work / "results" / "custom-bowl" / "cells").glob("*.runs.parquet"))
-    )
+    (out,) = (work / "runs").iterdir()  # runs/<a short name and a hash of the spec>
+    assert out.name.startswith("custom-mylosses_factory-")
+    runs = pd.read_parquet(next((out / "cells").glob("*.runs.parquet")))
     assert set(runs["problem"]) == {"bowl"}
     r = run_cli(
         [

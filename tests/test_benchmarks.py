@@ -38,7 +38,7 @@ def test_tiny_run_writes_three_sections_with_finite_ratios(tmp_path):
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    out = tmp_path / "benchmarks.md"
+    out = tmp_path / "speed.md"
     text = out.read_text()
     assert text.strip() in proc.stdout
     for heading in ("## (a)", "## (b)", "## (c)"):
@@ -69,3 +69,36 @@ def test_tiny_run_writes_three_sections_with_finite_ratios(tmp_path):
             for col in ("bare / NumPy", "harness / NumPy"):
                 assert math.isfinite(number(r[col])) and number(r[col]) > 0, (r, col)
     assert "skipped (--skip-suite)" in text.split("## (c)", 1)[1]
+
+
+PEERS = ROOT / "benchmarks" / "peers.py"
+
+
+def test_peers_tiny_without_jax_writes_targets_and_agreeing_iterates(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(PEERS), "--tiny", "--no-jax", "--out", str(tmp_path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = (tmp_path / "benchmarks.md").read_text()
+    for key in ("cpu:", "cores:", "torch:", "load average at start", "jax: not used"):
+        assert key in text, key
+    assert "python benchmarks/peers.py --tiny --no-jax" in text
+    assert "JAX columns skipped (--no-jax)" in text
+    targets = table(text, "## Targets")
+    assert targets and all(r["met"] == "no JAX" for r in targets)
+    adam = table(text, "## Adam")
+    for r in adam:
+        for col in ("bare Mpt/s", "harness Mpt/s", "NumPy Mpt/s"):
+            assert math.isfinite(number(r[col])) and number(r[col]) > 0, (r, col)
+        # The harness and the bare step compute the same runs; NumPy's Adam agrees to round-off.
+        assert number(r["x diff harness-bare"]) == 0.0, r
+        assert number(r["x diff NumPy"]) < 1e-10, r
+        assert r["JAX Mpt/s"] == "", r
+    lbfgs = {r["implementation"]: r for r in table(text, "## L-BFGS")}
+    assert set(lbfgs) == {"optzoo", "scipy"}
+    # The suite's L-BFGS settings converge like scipy's: every run to |g| <= 1e-7.
+    assert number(lbfgs["optzoo"]["share norm(g) <= 1e-7"]) >= 0.99

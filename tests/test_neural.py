@@ -9,12 +9,13 @@ import torch
 from torch import nn
 
 import optzoo.problems as P
+from optzoo.harness import padded_size
 from optzoo.problems import neural
 from optzoo.problems.oracle import Oracle, hessian
 
 F64 = torch.float64
 NEURAL = P.names("neural")
-BIG = 512  # runs in the batch that a lone run is compared against
+BIG = 515  # runs in the batch that a lone run is compared against: not a multiple of 32 or 64
 
 
 @functools.cache
@@ -39,20 +40,37 @@ def batch_with(p: P.Problem, run: torch.Tensor, R: int, rows, seed: int = 0) -> 
     return x
 
 
+def padded(n: int, dtype) -> int:
+    """``n`` rounded up as the harness pads a batch, for the widest vectors torch dispatches to
+    (AVX-512: four 64-byte vectors), so AVX-512's layout is exercised on any machine."""
+    widest = 4 * 64 // torch.empty(0, dtype=dtype).element_size()
+    m = max(widest, padded_size(1, dtype, torch.device("cpu")))
+    return -(-n // m) * m
+
+
+def pad_rows(t: torch.Tensor, R: int) -> torch.Tensor:
+    """``t`` with copies of its first row appended up to R rows (the harness's frozen padding)."""
+    return torch.cat([t, t[:1].expand(R - t.shape[0], *t.shape[1:])])
+
+
 def assert_same_alone_and_in_batch(
     p: P.Problem, run: torch.Tensor, dtype, B: int, R: int = BIG
 ) -> None:
     """Loss, gradient, mini-batch loss and its gradient of ``run``: alone, and at the first, a
-    middle and the last row of a batch of R random runs (one evaluation of the batch)."""
+    middle and the last real row of a batch of R random runs, each padded as the harness pads.
+
+    R is not a multiple of 32 or 64, so without the padding the last row would fall on torch's
+    scalar tail (where transcendental kernels round differently) with AVX2 or AVX-512 widths."""
     gen = torch.Generator().manual_seed(5)
     idx = torch.randint(0, p.minibatch.n_data, (R, B), generator=gen)
     rows = (0, R // 2 + 1, R - 1)
     idx[list(rows)] = idx[0].clone()
     x = batch_with(p, run, R, rows).to(dtype)
-    alone_x = x[:1].clone()
+    alone_x, alone_idx = pad_rows(x[:1], padded(1, dtype)), pad_rows(idx[:1], padded(1, dtype))
+    x, idx = pad_rows(x, padded(R, dtype)), pad_rows(idx, padded(R, dtype))
     alone = [
         *value_and_grad(p.fn, alone_x),
-        *value_and_grad(lambda z: p.minibatch.fn(z, idx[:1]), alone_x),
+        *value_and_grad(lambda z: p.minibatch.fn(z, alone_idx), alone_x),
     ]
     inside = [
         *value_and_grad(p.fn, x),
@@ -106,19 +124,21 @@ def test_one_long_row_is_summed_like_many():
 def test_hessians_alone_and_in_batch():
     p = problem("teacher_student")
     run = p.sample_starts(1, seed=13)[0]
-    alone = hessian(p.fn, run[None])[0]
+    alone = hessian(p.fn, pad_rows(run[None], padded(1, F64)))[0]
     rows = (0, 11, 23)
-    H = hessian(p.fn, batch_with(p, run, 24, rows))
+    H = hessian(p.fn, pad_rows(batch_with(p, run, 24, rows), padded(24, F64)))
     for row in rows:
         assert torch.equal(H[row], alone)
 
 
 def test_oracle_minibatch_runs_alone_and_in_batch():
     p = problem("digits_mlp")
-    x = batch_with(p, p.x0, BIG, [100])
-    seeds = torch.arange(BIG)
-    _, g = Oracle(p, BIG, seeds=seeds, batch_size=32).value_and_grad(x)
-    _, g1 = Oracle(p, 1, seeds=seeds[100:101], batch_size=32).value_and_grad(x[100:101])
+    R, one = padded(BIG, F64), padded(1, F64)
+    x = pad_rows(batch_with(p, p.x0, BIG, [100]), R)
+    seeds = torch.arange(R)
+    _, g = Oracle(p, R, seeds=seeds, batch_size=32).value_and_grad(x)
+    alone = pad_rows(x[100:101], one)
+    _, g1 = Oracle(p, one, seeds=pad_rows(seeds[100:101], one), batch_size=32).value_and_grad(alone)
     assert torch.equal(g[100], g1[0])
 
 

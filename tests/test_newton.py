@@ -396,3 +396,94 @@ def test_registry():
     assert "newton" in optimizers.names()
     assert isinstance(optimizers.get("newton", saddle_free=True), newton.Newton)
     assert math.isclose(optimizers.get_class("newton").defaults["lr"], 1.0)
+
+
+# -- analytic Hessians and the Cholesky solve -------------------------------------------------------
+ANALYTIC = [
+    ("rosenbrock", {"dim": 2}),
+    ("rosenbrock", {"dim": 7}),
+    ("ellipsoid", {"dim": 10, "cond": 1e3}),
+    ("ellipsoid", {"dim": 5, "rotate": False}),
+    ("saddle", {}),
+    ("monkey_saddle", {}),
+    ("two_neuron", {}),
+    ("rastrigin", {"dim": 3}),
+    ("himmelblau", {}),
+    ("styblinski_tang", {"dim": 4}),
+]
+
+
+@pytest.mark.parametrize("name,params", ANALYTIC, ids=[f"{n}{p}" for n, p in ANALYTIC])
+def test_analytic_hessians_match_autograd(name, params):
+    from optzoo import problems
+    from optzoo.problems.oracle import hessian
+
+    p = problems.get(name, **params)
+    assert p.hessian is not None
+    x = p.sample_starts(37, seed=5)
+    exact = p.hessian(x)
+    auto = hessian(p.fn, x)  # d double-backward passes
+    assert exact.shape == auto.shape == (37, p.dim, p.dim)
+    assert torch.equal(exact, exact.transpose(-1, -2))
+    scale = auto.abs().amax((-1, -2), keepdim=True).clamp(min=1.0)
+    assert float(((exact - auto).abs() / scale).max()) < 1e-13
+    # The oracle hands out the analytic Hessian, counted as before (the suite's cost model).
+    from optzoo.problems.oracle import HESSIAN_PER_DIM
+
+    oracle = Oracle(p, 37)
+    assert torch.equal(oracle.hessian(x), exact)
+    assert oracle.grad_evals.tolist() == [HESSIAN_PER_DIM * p.dim] * 37
+
+
+def test_positive_definite_steps_skip_eigh_and_match_a_solve(monkeypatch):
+    fn, a, b = quadratic(d=8, seed=4)
+    gen = torch.Generator().manual_seed(2)
+    x = 3 * torch.randn(9, 8, generator=gen, dtype=f64)
+    damping = torch.linspace(0.0, 2.0, 9, dtype=f64)
+
+    def no_eigh(*args, **kwargs):
+        raise AssertionError("eigh called for a positive definite batch")
+
+    monkeypatch.setattr(torch.linalg, "eigh", no_eigh)
+    traj, _, _ = run(optimizers.get("newton", damping=damping), fn, x)
+    g = (x[:, :, None] * a).sum(-2) - b
+    expected = x - torch.linalg.solve(a + damping[:, None, None] * torch.eye(8, dtype=f64), g)
+    torch.testing.assert_close(traj[1], expected, rtol=1e-11, atol=1e-12)
+
+
+def test_mixed_batch_solves_indefinite_runs_as_before():
+    """Runs near the saddle of x^2 - y^2 (indefinite H) and of a convex bowl share a batch: the
+    indefinite ones still jump onto the saddle; the convex ones take the exact Newton step."""
+
+    def fn(x):  # x^2 - y^2 where z < 0, x^2 + y^2 where z > 0 (z a third coordinate, fixed)
+        sign = torch.where(x[..., 2] > 0, 1.0, -1.0)
+        return x[..., 0] ** 2 + sign * x[..., 1] ** 2 + x[..., 2] ** 2
+
+    x = torch.tensor([[0.3, 0.2, 1.0], [-0.1, 0.4, -1.0], [0.5, -0.5, 2.0]], dtype=f64)
+    traj, _, _ = run(optimizers.get("newton"), fn, x)
+    torch.testing.assert_close(traj[1], torch.zeros(3, 3, dtype=f64), rtol=0, atol=1e-15)
+
+
+def test_cholesky_refuses_nearly_singular_matrices():
+    """The safety bound sends a positive definite but numerically singular H to the pseudo-
+    inverse path, which zeroes the step along the flat direction (as before Cholesky)."""
+    H = torch.diag(torch.tensor([1.0, 1e-17], dtype=f64)).expand(2, 2, 2).clone()
+    H[1] = torch.eye(2, dtype=f64)
+    g = torch.tensor([[1.0, 1.0], [1.0, 1.0]], dtype=f64)
+    p, ok = newton._cholesky_solve(H, g)
+    assert ok.tolist() == [False, True]
+    torch.testing.assert_close(p[1], g[1], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("d", [2, 6, 30])
+def test_cholesky_solve_is_batch_invariant_to_the_bit(d):
+    """Unlike eigh, the Cholesky path gives a run the same bits alone as in any batch."""
+    gen = torch.Generator().manual_seed(d)
+    M = torch.randn(37, d, d, generator=gen, dtype=f64)
+    A = M @ M.transpose(-1, -2) / d + torch.eye(d, dtype=f64)
+    g = torch.randn(37, d, generator=gen, dtype=f64)
+    p, ok = newton._cholesky_solve(A, g)
+    assert bool(ok.all())
+    for r in range(37):
+        assert torch.equal(newton._cholesky_solve(A[r : r + 1].clone(), g[r : r + 1])[0][0], p[r])
+    assert torch.equal(newton._cholesky_solve(A[3:20].clone(), g[3:20])[0], p[3:20])

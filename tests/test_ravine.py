@@ -75,3 +75,17 @@ def test_the_axis_aligned_ellipsoid():
     r = problems.get("ellipsoid", dim=4, cond=1e3)
     assert "random rotation" in r.description and "rotate" not in r.params
     assert float(r.fn(r.x0[None])[0]) != pytest.approx(float(p.fn(p.x0[None])[0]))
+
+
+@pytest.mark.parametrize("dim", [10, 100])
+def test_the_rotated_ellipsoid_is_batch_invariant_to_the_bit(dim):
+    """f and g of a point are the same bits alone, in any batch, and against a closed form."""
+    p = problems.get("ellipsoid", dim=dim, cond=1e3)
+    x = p.sample_starts(53, seed=2)
+    f, g = p.fn(x), p.grad(x)
+    for lo, hi in [(0, 1), (7, 8), (3, 20), (5, 53), (0, 16)]:
+        assert torch.equal(p.fn(x[lo:hi].clone()), f[lo:hi])
+        assert torch.equal(p.grad(x[lo:hi].clone()), g[lo:hi])
+    H = p.hessian(x[:1])[0]  # Q diag(lambda) Q^T
+    torch.testing.assert_close(g, x @ H, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(f, 0.5 * ((x @ H) * x).sum(-1), rtol=1e-12, atol=0)

@@ -37,10 +37,21 @@ def names() -> list[str]:
     return sorted(REGISTRY)
 
 
-def get_class(name: str) -> type[Optimizer]:
-    """The optimizer class registered under ``name``."""
+def get_class(name: str | type) -> type[Optimizer]:
+    """The optimizer class registered under ``name``, or named by a class or ``"module:Class"``.
+
+    A ``torch.optim.Optimizer`` class is wrapped to run batched (see
+    :mod:`optzoo.optimizers.external`); an optzoo optimizer class is returned as it is.
+    """
+    if not isinstance(name, str) or ":" in name:
+        from optzoo.optimizers import external
+
+        return external.resolve(name)
     if name not in REGISTRY:
-        raise ConfigError(f"unknown optimizer {name!r}; allowed: {', '.join(names())}")
+        raise ConfigError(
+            f"unknown optimizer {name!r}; allowed: {', '.join(names())}, or a class as "
+            "'package.module:Class' (any torch.optim.Optimizer)"
+        )
     module, cls = REGISTRY[name].split(":")
     return getattr(importlib.import_module(f"optzoo.optimizers.{module}"), cls)
 

@@ -27,16 +27,18 @@ so lambda grows until H + lambda I is positive definite enough for a decrease, a
 back towards pure Newton while steps succeed. A run with no successful trial stays where it
 is, keeping its enlarged lambda. (Nocedal & Wright 2006, section 10.3, is the textbook account.)
 
-Singular and indefinite H. An indefinite H + lambda I is solved as it is (that is Newton's
-step). A singular one must not break the run: the step is solved with
-``torch.linalg.solve_ex``, and where that reports a zero pivot, gives a non-finite p, or the
+Solving. Where H + lambda I is positive definite and safely non-singular (see
+``_cholesky_solve``: a bound from the Cholesky factor proves the rank test below passes), the
+step is solved by Cholesky, O(d^3 / 3) and no eigendecomposition. Elsewhere an indefinite
+H + lambda I is solved as it is (that is Newton's step) by ``torch.linalg.solve_ex`` (LU). A
+singular one must not break the run: where LU reports a zero pivot, gives a non-finite p, or the
 eigenvalues of H + lambda I show it numerically singular (smallest |eigenvalue| <= d * eps *
 largest, numpy's rank test), the run takes the pseudo-inverse solution instead: the
 minimum-norm least-squares solution, V diag(1 / mu_i where |mu_i| is above that cutoff, else
 0) V^T g with mu = eigenvalues of H + lambda I. Along a direction of zero curvature the step
 is then zero. A run whose gradient or Hessian is not finite gets a NaN step, so that the
-harness marks it diverged. Both solutions are computed for every run and chosen with
-``torch.where``; the decomposition ``eigh(H)`` is made once per step.
+harness marks it diverged. The solutions are chosen per run with ``torch.where``; ``eigh(H)``
+is made at most once per step, and only when saddle-free Newton or some run's fallback needs it.
 
 Cost per step: one gradient and one Hessian (d gradient evaluations in the oracle's count),
 plus one function value per line-search or Levenberg-Marquardt trial. The backtracking and
@@ -141,16 +143,14 @@ class Newton(Optimizer):
         f, g = oracle.value_and_grad(x)
         H = oracle.hessian(x)
         finite = torch.isfinite(g).all(-1) & torch.isfinite(H).all((-1, -2))
-        # eigh has no error-free variant: give it zeros where H is not finite (those runs get a
-        # NaN step below anyway).
-        w, V = torch.linalg.eigh(torch.where(finite[:, None, None], H, 0.0))
-        Vg = _matvec(V.transpose(-1, -2), g)  # g in the eigenbasis
+        spectrum = _Spectrum(H, finite, g)  # the plain step needs it only where Cholesky fails
 
         def direction(lam: Tensor) -> Tensor:
             if self.hp["saddle_free"]:
+                w, V, Vg = spectrum.get()
                 curvature = w.abs().clamp(min=hp["eig_floor"][:, None]) + lam[:, None]
                 return _matvec(V, Vg / curvature)
-            return self._solve(H, g, w, V, Vg, lam)
+            return self._solve(H, g, spectrum, lam)
 
         searching = finite & _live(oracle, x)
         if self.hp["adaptive"]:
@@ -166,18 +166,25 @@ class Newton(Optimizer):
         return torch.where(finite[:, None], x_new, torch.nan), state, f
 
     @staticmethod
-    def _solve(H: Tensor, g: Tensor, w: Tensor, V: Tensor, Vg: Tensor, lam: Tensor) -> Tensor:
-        """(H + lambda I)^-1 g per run; the pseudo-inverse solution where that is singular."""
+    def _solve(H: Tensor, g: Tensor, spectrum: _Spectrum, lam: Tensor) -> Tensor:
+        """(H + lambda I)^-1 g per run: by Cholesky where H + lambda I is safely positive
+        definite; else by LU, or the pseudo-inverse solution where that is singular."""
         n = H.shape[-1]
         eye = torch.eye(n, dtype=H.dtype, device=H.device)
-        p, info = torch.linalg.solve_ex(H + lam[:, None, None] * eye, g)
+        A = H + lam[:, None, None] * eye
+        p, ok = _cholesky_solve(A, g)
+        # The host sync skips the eigendecomposition when no run needs it; it changes no result.
+        if bool(ok.all()):
+            return p
+        w, V, Vg = spectrum.get()
+        p_lu, info = torch.linalg.solve_ex(A, g)
         mu = w + lam[:, None]  # eigenvalues of H + lambda I
         cutoff = n * torch.finfo(H.dtype).eps * mu.abs().amax(-1, keepdim=True)
         kept = mu.abs() > cutoff
         inv = torch.where(kept, 1.0 / torch.where(kept, mu, 1.0), 0.0)
         p_pinv = _matvec(V, inv * Vg)
-        singular = (info != 0) | ~torch.isfinite(p).all(-1) | ~kept.all(-1)
-        return torch.where(singular[:, None], p_pinv, p)
+        singular = (info != 0) | ~torch.isfinite(p_lu).all(-1) | ~kept.all(-1)
+        return torch.where(ok[:, None], p, torch.where(singular[:, None], p_pinv, p_lu))
 
     def _backtracking(self, x, f, g, p, oracle, hp, searching) -> Tensor:
         """Armijo backtracking along -p from t = lr, halving up to max_trials - 1 times.
@@ -219,6 +226,42 @@ class Newton(Optimizer):
             lam = torch.where(ok, lam / nu, torch.where(searching, up, lam))
             searching = searching & ~ok
         return x_new, lam
+
+
+class _Spectrum:
+    """eigh(H) and g in its eigenbasis, computed on first use and kept for the step."""
+
+    def __init__(self, H: Tensor, finite: Tensor, g: Tensor) -> None:
+        self.H, self.finite, self.g, self.value = H, finite, g, None
+
+    def get(self) -> tuple[Tensor, Tensor, Tensor]:
+        if self.value is None:
+            # eigh has no error-free variant: give it zeros where H is not finite (those runs
+            # get a NaN step anyway).
+            w, V = torch.linalg.eigh(torch.where(self.finite[:, None, None], self.H, 0.0))
+            self.value = (w, V, _matvec(V.transpose(-1, -2), self.g))
+        return self.value
+
+
+def _cholesky_solve(A: Tensor, g: Tensor) -> tuple[Tensor, Tensor]:
+    """A_r^-1 g_r by Cholesky, and where that is safe: A_r positive definite and not
+    numerically singular by the pseudo-inverse's test (smallest eigenvalue > n eps largest).
+
+    With A = L L^T, the eigenvalues lie in [1 / |L^-1|_F^2, trace A] (lambda_min(A) =
+    1 / |A^-1|_2 >= 1 / |L^-1|_F^2, lambda_max <= trace for a positive definite A), so
+    1 / |L^-1|_F^2 > n eps trace(A) proves the test passes without an eigendecomposition. Where
+    it does not, or the factorization fails, the caller takes the LU / pseudo-inverse path.
+    """
+    n = A.shape[-1]
+    L, info = torch.linalg.cholesky_ex(A)
+    eye = torch.eye(n, dtype=A.dtype, device=A.device).expand_as(A)
+    L_inv = torch.linalg.solve_triangular(L, eye, upper=False)
+    # p = L^-T (L^-1 g): the two triangular solves of cholesky_solve, with L^-1 already at hand.
+    p = _matvec(L_inv.transpose(-1, -2), _matvec(L_inv, g))
+    lower = 1.0 / (L_inv * L_inv).sum((-1, -2))
+    upper = torch.diagonal(A, dim1=-2, dim2=-1).sum(-1)
+    safe = (info == 0) & (lower > n * torch.finfo(A.dtype).eps * upper)
+    return p, safe & torch.isfinite(p).all(-1)
 
 
 def _matvec(A: Tensor, v: Tensor) -> Tensor:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import torch
@@ -50,7 +51,9 @@ class Problem:
     vmapped. Gradients, Hessian-vector products and Hessians come from autograd through the counted
     :class:`~optzoo.problems.oracle.Oracle`; ``grad`` is an optional analytic gradient, batched like
     ``fn``, and ``value_and_grad`` an optional ``x -> (f, g)`` for losses whose gradient reuses the
-    forward pass (f must equal ``fn(x)`` bit for bit).
+    forward pass (f must equal ``fn(x)`` bit for bit). ``hessian`` is an optional analytic Hessian,
+    ``(R, d) -> (R, d, d)`` and symmetric: the oracle's Hessians (Newton, escape steps) then cost
+    O(R d^2) instead of d double-backward passes; the end-point analysis keeps autograd's.
 
     Success: where ``f_star`` is known a run is solved when ``f <= f_star + target``. Where it is
     not (f unbounded below near a saddle), a run is solved when it has escaped the first known
@@ -76,6 +79,7 @@ class Problem:
     batched: bool = True
     grad: Callable[[Tensor], Tensor] | None = None
     value_and_grad: Callable[[Tensor], tuple[Tensor, Tensor]] | None = None
+    hessian: Callable[[Tensor], Tensor] | None = None
     minibatch: MiniBatch | None = None
     params: dict = field(default_factory=dict)
     validate: bool = True
@@ -240,3 +244,18 @@ def _vmapped(single: Callable[[Tensor], Tensor]) -> Callable[[Tensor], Tensor]:
 
     fn.__name__ = getattr(single, "__name__", "fn")
     return fn
+
+
+def hessian_2d(hxx: Tensor, hxy: Tensor, hyy: Tensor) -> Tensor:
+    """The symmetric 2 x 2 Hessians [[hxx, hxy], [hxy, hyy]] from three ``(R,)`` tensors."""
+    return torch.stack([torch.stack([hxx, hxy], -1), torch.stack([hxy, hyy], -1)], -2)
+
+
+def constant_hessian(H: Tensor) -> Callable[[Tensor], Tensor]:
+    """x -> H for every run (a quadratic's Hessian), as a broadcast view: no copy per step."""
+    # Exactly symmetric, as the autograd Hessian is made; a partial, so problems still pickle.
+    return partial(_broadcast, H=0.5 * (H + H.T))
+
+
+def _broadcast(x: Tensor, H: Tensor) -> Tensor:
+    return H.to(dtype=x.dtype, device=x.device).expand(*x.shape[:-1], *H.shape)

@@ -11,10 +11,15 @@ from __future__ import annotations
 import ast
 import dataclasses
 import importlib
+import importlib.util
 import inspect
 import math
+import os
 import re
+import sys
+import zlib
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -46,30 +51,74 @@ def _is_factory(obj: Callable) -> bool:
 def _with_fields(problem: Problem, fields: dict, spec: str) -> Problem:
     if not fields:
         return problem
+    if "x0" in fields and len(torch.as_tensor(fields["x0"]).reshape(-1)) != problem.dim:
+        n = len(torch.as_tensor(fields["x0"]).reshape(-1))
+        raise ConfigError(
+            f"{spec!r} is a {problem.dim}-D problem; x0 has {n} values, it needs {problem.dim}"
+        )
+    # Bounds as one (lo, hi) row per coordinate: the stored (2, d) form reads the other way
+    # round when d = 2, and would be refused.
+    fields = {"bounds": problem.bounds.T, **fields}
     try:
         return dataclasses.replace(problem, **fields)
     except TypeError as e:  # not a Problem field
         raise ConfigError(f"{spec!r}: {e}") from None
 
 
-def load(spec: str, x0: Sequence[float] | Tensor | None = None, **options: Any) -> Problem:
-    """Load a problem from ``"package.module:attr"`` (``attr`` may be dotted).
+def _import_user_module(name: str, spec: str) -> Any:
+    """The user's module, by file path or by module name.
 
-    ``attr`` may be a :class:`Problem`, a zero-argument factory returning one, or a loss callable
-    (batched, ``(..., d) -> (...)``, unless ``batched=False`` is passed), which needs ``x0``.
+    A file is imported under a private module name, and the current directory is only ever
+    appended to ``sys.path`` (where a plain ``import`` misses the module), never put first: a
+    folder named ``optzoo/`` beside the user's file (a clone, say) cannot shadow the package.
+    """
+    try:
+        if name.endswith(".py") or "/" in name or os.sep in name:
+            path = Path(name).expanduser().resolve()
+            if not path.is_file():
+                raise ConfigError(f"{spec!r}: no such file {name!r}")
+            key = f"_optzoo_user_{path.stem}_{zlib.crc32(str(path).encode()):08x}"
+            if key not in sys.modules:
+                found = importlib.util.spec_from_file_location(key, path)
+                module = importlib.util.module_from_spec(found)
+                sys.modules[key] = module  # so that its functions pickle into worker processes
+                try:
+                    found.loader.exec_module(module)
+                except BaseException:
+                    del sys.modules[key]
+                    raise
+            return sys.modules[key]
+        try:
+            return importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            here = os.getcwd()
+            if e.name != name.split(".")[0] or here in sys.path:
+                raise
+            sys.path.append(here)
+            return importlib.import_module(name)
+    except ConfigError:
+        raise
+    except (Exception, SystemExit) as e:  # the user's module: any failure is theirs, in one line
+        raise ConfigError(f"cannot import {name!r} for {spec!r}: {_one_line(e)}") from None
+
+
+def load(spec: str, x0: Sequence[float] | Tensor | None = None, **options: Any) -> Problem:
+    """Load a problem from ``"package.module:attr"`` or ``"path/to/file.py:attr"``.
+
+    ``attr`` (which may be dotted) is a :class:`Problem`, a zero-argument factory returning one,
+    or a loss callable (batched, ``(..., d) -> (...)``, unless ``batched=False`` is passed),
+    which needs ``x0``.
     ``x0`` and ``options`` (any :class:`Problem` field: bounds, f_star, name, batched, ...) build
     the loss's Problem, or replace fields of a loaded one. Import failures, a missing attribute
     or a factory that fails raise :class:`ConfigError` in one line.
     """
-    if not isinstance(spec, str) or spec.count(":") != 1:
-        raise ConfigError(f"a problem spec must look like 'package.module:attr', got {spec!r}")
-    module_name, attr = (part.strip() for part in spec.split(":"))
+    form = "'package.module:attr' or 'path/to/file.py:attr'"
+    if not isinstance(spec, str) or ":" not in spec:
+        raise ConfigError(f"a problem spec must look like {form}, got {spec!r}")
+    module_name, _, attr = (part.strip() for part in spec.rpartition(":"))
     if not module_name or not attr:
-        raise ConfigError(f"a problem spec must look like 'package.module:attr', got {spec!r}")
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as e:  # the user's module: any failure is their error, reported in one line
-        raise ConfigError(f"cannot import {module_name!r} for {spec!r}: {_one_line(e)}") from None
+        raise ConfigError(f"a problem spec must look like {form}, got {spec!r}")
+    module = _import_user_module(module_name, spec)
     obj: Any = module
     for part in attr.split("."):
         if not hasattr(obj, part):
@@ -90,7 +139,7 @@ def load(spec: str, x0: Sequence[float] | Tensor | None = None, **options: Any) 
             made = obj()
         except ConfigError as e:
             raise ConfigError(f"{spec!r}: {e}") from None
-        except Exception as e:
+        except (Exception, SystemExit) as e:  # sys.exit() in a factory is a failure too
             raise ConfigError(f"calling {spec!r} failed: {_one_line(e)}") from None
         if not isinstance(made, Problem):
             raise ConfigError(
@@ -157,7 +206,13 @@ def _compile(node: ast.AST, text: str, index: dict[str, int]) -> Callable[[Tenso
     if isinstance(node, ast.Constant):
         if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
             raise bad("the constant")
-        value = float(node.value)
+        try:
+            value = float(node.value)
+        except OverflowError:
+            raise ConfigError(
+                f"expression {text[:60]!r}: a number in it is too large for a float "
+                "(at most about 1.8e308)"
+            ) from None
         # A tensor of x's dtype: Python arithmetic on big ints or negative bases would not be.
         return lambda x: torch.full((), value, dtype=x.dtype, device=x.device)
     if isinstance(node, ast.Name):
@@ -219,7 +274,10 @@ def _constant_value(node: ast.AST) -> float | None:
         and isinstance(node.value, (int, float))
         and not isinstance(node.value, bool)
     ):
-        return sign * float(node.value)
+        try:
+            return sign * float(node.value)
+        except OverflowError:
+            return None  # compiled as a constant, which refuses it in one line
     return None
 
 

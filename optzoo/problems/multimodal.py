@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from optzoo.errors import ConfigError
-from optzoo.problems.base import Problem
+from optzoo.problems.base import Problem, hessian_2d
 
 # Minimizers to float64 precision (Newton from the published 6-digit values).
 _HIMMELBLAU_MINIMA = (
@@ -51,6 +51,21 @@ def _styblinski_tang(x: Tensor) -> Tensor:
     return 0.5 * (x**4 - 16.0 * x * x + 5.0 * x).sum(dim=-1)
 
 
+# Analytic Hessians (the oracle's, for Newton and escape steps); tests/test_newton.py checks them
+# against autograd's.
+def _rastrigin_hessian(x: Tensor) -> Tensor:
+    return torch.diag_embed(2.0 + 40.0 * math.pi**2 * torch.cos(2.0 * math.pi * x))
+
+
+def _himmelblau_hessian(x: Tensor) -> Tensor:
+    u, v = x[..., 0], x[..., 1]
+    return hessian_2d(12.0 * u * u + 4.0 * v - 42.0, 4.0 * (u + v), 12.0 * v * v + 4.0 * u - 26.0)
+
+
+def _styblinski_tang_hessian(x: Tensor) -> Tensor:
+    return torch.diag_embed(6.0 * x * x - 16.0)
+
+
 def rastrigin(dim: int = 2) -> Problem:
     """Rastrigin's function: a bowl covered by a regular grid of local minima.
 
@@ -61,6 +76,7 @@ def rastrigin(dim: int = 2) -> Problem:
     _check_dim("rastrigin", dim)
     return Problem(
         fn=_rastrigin,
+        hessian=_rastrigin_hessian,
         x0=[2.5] * dim,
         name="rastrigin",
         category="multimodal",
@@ -107,6 +123,7 @@ def himmelblau() -> Problem:
     """
     return Problem(
         fn=_himmelblau,
+        hessian=_himmelblau_hessian,
         x0=(0.0, 0.0),
         name="himmelblau",
         category="multimodal",
@@ -132,6 +149,7 @@ def styblinski_tang(dim: int = 2) -> Problem:
     _check_dim("styblinski_tang", dim)
     return Problem(
         fn=_styblinski_tang,
+        hessian=_styblinski_tang_hessian,
         x0=[1.0] * dim,
         name="styblinski_tang",
         category="multimodal",

