@@ -61,7 +61,7 @@ def test_a_good_suite(tmp_path):
     assert s.lr_factor(2) == pytest.approx(0.99**2)
 
 
-@pytest.mark.parametrize("name", ["quick", "default", "full", "critical_points"])
+@pytest.mark.parametrize("name", ["quick", "default", "full"])
 def test_shipped_suites_load(name):
     path = CONFIGS / f"{name}.toml"
     s = config.load(path)

@@ -12,6 +12,13 @@ from optzoo.errors import ConfigError
 from optzoo.studies.base import Outcome, Study, Summary, publish, write_index
 
 STUDIES: dict[str, str] = {
+    # Studies I (issue 17): critical points, saddles, Newton and quasi-Newton.
+    "critical-points": "optzoo.studies.critical_points",
+    "critical-points-high-dim": "optzoo.studies.critical_points_high_dim",
+    "minimum-ratio": "optzoo.studies.minimum_ratio",
+    "newton-saddles": "optzoo.studies.newton_saddles",
+    "quasi-newton": "optzoo.studies.quasi_newton",
+    "saddle-escape": "optzoo.studies.saddle_escape",
     # Studies II (issue 18): ravines, plateaus, cliffs, noise and learning-rate decay.
     "ravine-zigzag": "optzoo.studies.ravine_zigzag",
     "plateau": "optzoo.studies.plateau",
