@@ -215,8 +215,12 @@ def first_order(cfg: dict, jx, log) -> pd.DataFrame:
         problem = problems.get(c.problem, **c.params)
         x0 = starts(problem, c.R).to(torch.float64)
         log(f"adam: {c.label}, R={c.R:,}, {c.steps} steps")
+        # The harness hands a rule its float hyperparameters as tensors (equal values as one
+        # element) so that a batch rounds alike whatever its composition; the bare step does the
+        # same, so the two compute the same runs and differ only by the harness's bookkeeping.
+        lr = torch.tensor([ADAM_LR], dtype=torch.float64)
         fns = {
-            "bare": partial(optzoo_bare, "adam", {"lr": ADAM_LR}, problem, x0, c.steps),
+            "bare": partial(optzoo_bare, "adam", {"lr": lr}, problem, x0, c.steps),
             "harness": partial(
                 optzoo_harness, "adam", {"lr": ADAM_LR}, problem, c.R, c.steps, **NO_STOP
             ),
