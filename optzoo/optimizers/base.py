@@ -133,6 +133,20 @@ class Optimizer:
             hp["lr"] = hp["lr"] * as_column(lr_scale, x)
         return hp
 
+    def per_run(self, x: Tensor, lr_scale: Hyper = 1.0) -> dict[str, Tensor]:
+        """The numeric hyperparameters as ``(R,)`` tensors in x's dtype, lr scaled (for rules
+        that mix runs' numbers into per-run scalars, such as Newton's and BFGS's)."""
+        R = x.shape[0]
+
+        def full(v: Any) -> Tensor:
+            t = v if isinstance(v, Tensor) else torch.tensor(v, dtype=torch.float64)
+            return t.to(device=x.device, dtype=x.dtype).reshape(-1).expand(R)
+
+        hp = {k: full(v) for k, v in self.hp.items() if k not in self.flags}
+        if not (isinstance(lr_scale, float | int) and lr_scale == 1.0):
+            hp["lr"] = hp["lr"] * full(lr_scale)
+        return hp
+
     def init(self, x: Tensor) -> NamedTuple:
         """The state for iterates ``x (R, d)``."""
         raise NotImplementedError

@@ -120,26 +120,13 @@ class Newton(Optimizer):
                 "allowed: one of them"
             )
 
-    def _per_run(self, x: Tensor, lr_scale: Hyper) -> dict[str, Tensor]:
-        """The numeric hyperparameters as ``(R,)`` tensors in x's dtype."""
-        R = x.shape[0]
-
-        def full(v: Any) -> Tensor:
-            t = v if isinstance(v, Tensor) else torch.tensor(v, dtype=torch.float64)
-            return t.to(device=x.device, dtype=x.dtype).reshape(-1).expand(R)
-
-        hp = {k: full(v) for k, v in self.hp.items() if k not in self.flags}
-        if not (isinstance(lr_scale, float | int) and lr_scale == 1.0):
-            hp["lr"] = hp["lr"] * full(lr_scale)
-        return hp
-
     def init(self, x: Tensor) -> NewtonState:
-        return NewtonState(damping=self._per_run(x, 1.0)["damping"].clone())
+        return NewtonState(damping=self.per_run(x, 1.0)["damping"].clone())
 
     @torch.no_grad()
     def step(self, x: Tensor, state: NewtonState, oracle, lr_scale: Hyper = 1.0):
         """One Newton step of every run: returns ``(x_new, state, f(x))``."""
-        hp = self._per_run(x, lr_scale)
+        hp = self.per_run(x, lr_scale)
         f, g = oracle.value_and_grad(x)
         H = oracle.hessian(x)
         finite = torch.isfinite(g).all(-1) & torch.isfinite(H).all((-1, -2))

@@ -143,16 +143,8 @@ class BFGS(Optimizer):
                 )
 
     def _per_run(self, x: Tensor, lr_scale: Hyper) -> dict[str, Tensor]:
-        """The numeric hyperparameters as ``(R,)`` tensors in x's dtype."""
-        R = x.shape[0]
-
-        def full(v: Any) -> Tensor:
-            t = v if isinstance(v, Tensor) else torch.tensor(v, dtype=torch.float64)
-            return t.to(device=x.device, dtype=x.dtype).reshape(-1).expand(R)
-
-        hp = {k: full(v) for k, v in self.hp.items() if k not in self.flags}
-        if not (isinstance(lr_scale, float | int) and lr_scale == 1.0):
-            hp["lr"] = hp["lr"] * full(lr_scale)
+        """:meth:`per_run`, with the line search's evaluation cap as a count."""
+        hp = self.per_run(x, lr_scale)
         hp["max_ls"] = hp["max_ls"].round().to(torch.int64)
         return hp
 
