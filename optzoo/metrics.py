@@ -29,10 +29,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from optzoo.schema import LADDER
 from optzoo.stats import wilson
 
-# The COCO target ladder: f - f* <= 10^2 ... 10^-8, 51 values, step 10^0.2.
-LADDER = np.array([10.0 ** (2 - 0.2 * i) for i in range(51)])
 # The delta_f columns of the tables, and the success target.
 TABLE_TARGETS = (1e1, 1e0, 1e-1, 1e-2, 1e-3, 1e-5, 1e-7)
 FINAL_TARGET = 1e-8
