@@ -13,42 +13,8 @@ import traceback
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 
-
-def cores() -> int:
-    """The cores this process may run on."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
-
-
-_MALLOC_TUNED = False
-
-
-def keep_freed_memory() -> None:
-    """Let glibc's malloc reuse freed large blocks instead of returning them to the system.
-
-    Every tensor op allocates its result. Above malloc's mmap threshold (at most 32 MB by
-    default) each result is a fresh mapping whose pages fault in on first touch, and is unmapped
-    when freed: at R = 1e5 runs of a 100-D problem (80 MB tensors) that made an Adam step 3x
-    slower (measured). Raising the mmap and trim thresholds to 1 GiB keeps freed blocks in the
-    heap for the next op. The process's memory then shrinks only at exit. A no-op where the C
-    library is not glibc. Called by the command line, its workers and the speed benchmark;
-    library use leaves the process's malloc alone.
-    """
-    global _MALLOC_TUNED
-    if _MALLOC_TUNED:
-        return
-    _MALLOC_TUNED = True
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
-        libc.mallopt(m_mmap_threshold, 1 << 30)
-        libc.mallopt(m_trim_threshold, 1 << 30)
-    except (OSError, AttributeError):
-        pass
+# Where the report and the benchmarks found them; they live with the other process settings.
+from optzoo.runtime import cores, keep_freed_memory  # noqa: F401
 
 
 class Terminated(KeyboardInterrupt):

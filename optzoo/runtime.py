@@ -1,4 +1,8 @@
-"""What a cell will take from the machine: its peak memory, estimated before anything runs.
+"""What a cell takes from the machine: cores, one intra-op thread, malloc, padding, memory.
+
+No torch at import (the report loads :func:`cores` through ``_pool`` and must not pay for it).
+
+Peak memory is estimated before anything runs.
 
 A cell of R runs on a d-dimensional problem holds, at its peak (bytes per number ``b``: 4 or 8):
 
@@ -10,7 +14,7 @@ A cell of R runs on a d-dimensional problem holds, at its peak (bytes per number
     target ladder                 2 * 52 R 8 + 8 * 17 R
     path buffer                   24 (steps + 1) P   (2-D problems: P kept trajectories)
 
-R counts the padding (see ``harness.padded_size``). The optimizer state is measured by calling
+R counts the padding (see :func:`padded_size`). The optimizer state is measured by calling
 the optimizer's own ``init`` on the ``meta`` device, which allocates nothing, so a new optimizer
 is estimated without being listed anywhere. The estimate errs high: it is compared with the
 machine's available memory (or ``--max-memory``) to refuse, in one line, a cell that cannot fit,
@@ -23,6 +27,10 @@ import math
 import os
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 from optzoo.errors import ConfigError
 
@@ -124,3 +132,96 @@ def check_runs(what: str, runs: int) -> None:
 def grid_size(axes: dict) -> int:
     """The number of hyperparameter combinations of a grid given as name -> list of values."""
     return math.prod(len(v) for v in axes.values())
+
+
+# -- the process -----------------------------------------------------------------------------
+def cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def one_thread() -> int:
+    """Put torch on one intra-op thread; return the number it had.
+
+    A batch is a long chain of small tensor ops (R x d elements, from a few to a few million).
+    At that size a second OpenMP thread saves little, and when the cores are shared with other
+    work each op waits for a descheduled thread: measured on a 2-core machine under load, 2
+    threads made a 4,096-run Adam cell 9x slower and the quick suite 4x slower. One thread also
+    makes a run's numbers independent of the machine's core count (MKL kernels such as the
+    batched solves and matrix products of the neural problems may round differently with more
+    threads). Parallelism across cells is the executors' job: a process that only runs cells
+    (a pool worker, a Ray task) calls this once, before it builds a problem's data.
+    """
+    import torch
+
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    return saved
+
+
+class OneThread:
+    """``with OneThread():`` runs its body on one intra-op thread (see :func:`one_thread`) and
+    restores the caller's setting on exit."""
+
+    def __enter__(self) -> None:
+        self.saved = one_thread()
+
+    def __exit__(self, *exc: object) -> None:
+        import torch
+
+        torch.set_num_threads(self.saved)
+
+
+_MALLOC_TUNED = False
+
+
+def keep_freed_memory() -> None:
+    """Let glibc's malloc reuse freed large blocks instead of returning them to the system.
+
+    Every tensor op allocates its result. Above malloc's mmap threshold (at most 32 MB by
+    default) each result is a fresh mapping whose pages fault in on first touch, and is unmapped
+    when freed: at R = 1e5 runs of a 100-D problem (80 MB tensors) that made an Adam step 3x
+    slower (measured). Raising the mmap and trim thresholds to 1 GiB keeps freed blocks in the
+    heap for the next op. The process's memory then shrinks only at exit. A no-op where the C
+    library is not glibc. Called by the command line, its workers and the speed benchmark;
+    library use leaves the process's malloc alone.
+    """
+    global _MALLOC_TUNED
+    if _MALLOC_TUNED:
+        return
+    _MALLOC_TUNED = True
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
+        libc.mallopt(m_mmap_threshold, 1 << 30)
+        libc.mallopt(m_trim_threshold, 1 << 30)
+    except (OSError, AttributeError):
+        pass
+
+
+# Vector register width in bytes of each CPU capability torch dispatches to.
+_VECTOR_BYTES = {"AVX512": 64, "AVX2": 32, "SVE256": 32, "DEFAULT": 16, "NO AVX": 16}
+
+
+def padded_size(n: int, dtype: torch.dtype, device: torch.device) -> int:
+    """How many runs a batch of ``n`` is padded to.
+
+    The harness pads a batch with frozen copies of its first run, because torch's vectorised
+    CPU loops take two vectors' worth of elements per iteration (reductions over an outer
+    dimension take four) and leave the remainder to a scalar loop that rounds differently; a
+    batch whose size is a multiple of four vectors never reaches it: 16 float64 runs with AVX2,
+    32 with AVX-512 (twice that in float32). Measured: with multiples of 8 float64 runs on AVX2,
+    the time-summed gradient of ``rnn_cliff`` still depended on the batch.
+    """
+    import torch
+
+    if device.type != "cpu":
+        return n
+    width = _VECTOR_BYTES.get(torch.backends.cpu.get_cpu_capability(), 64)
+    m = max(1, 4 * width // torch.empty(0, dtype=dtype).element_size())
+    return -(-n // m) * m
