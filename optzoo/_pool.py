@@ -142,6 +142,9 @@ def stop(pool: ProcessPoolExecutor, finished: bool) -> None:
     if finished:
         pool.shutdown(wait=True)
         return
+    # The pool's own workers only: other children of this process (another pool, a server the
+    # caller started) are not ours to stop. The executor forgets them once shut down.
+    workers = list((pool._processes or {}).values())
     pool.shutdown(wait=False, cancel_futures=True)
-    for child in mp.active_children():
-        child.terminate()
+    for worker in workers:
+        worker.terminate()
