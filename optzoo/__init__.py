@@ -23,7 +23,7 @@ _LAZY = {
     "Comparison": "optzoo.compare",
     "Problem": "optzoo.problems.base",
     "Suite": "optzoo.config",
-    "Results": "optzoo.harness",
+    "Results": "optzoo.runner",
 }
 SUBMODULES = (
     "analysis",

@@ -252,7 +252,7 @@ def _check_sizes(suite, custom, limit: int | None) -> None:
     import torch
 
     from optzoo import optimizers, runtime
-    from optzoo.harness import make_problem, padded_size, problem_key, trace_steps
+    from optzoo.harness import make_problem, problem_key, trace_steps
     from optzoo.optimizers.escape import SaddleEscape
     from optzoo.optimizers.newton import Newton
 
@@ -264,7 +264,7 @@ def _check_sizes(suite, custom, limit: int | None) -> None:
         runs = combos * (suite.starts + 1) * suite.seeds
         runtime.check_runs(f"optimizer {o.key}", runs)
         cls = optimizers.get_class(o.name)
-        R = padded_size(runs, getattr(torch, suite.dtype), torch.device("cpu"))
+        R = runtime.padded_size(runs, getattr(torch, suite.dtype), torch.device("cpu"))
         first = {k: v[0] for k, v in o.hp.items()}
         for key, d in dims.items():
             paths = combos * min(suite.paths, suite.starts + 1) * (d == 2)
@@ -318,10 +318,10 @@ def _main(argv: list[str]) -> int:
     suite, custom, out = prepare(args)
     if args.budget_note and not args.quiet:
         print(f"optzoo: {args.budget_note}", file=sys.stderr)
-    from optzoo import _pool
+    from optzoo import runtime
 
-    _pool.keep_freed_memory()  # workers are forked from here and inherit it
-    from optzoo.harness import cells, run_suite
+    runtime.keep_freed_memory()  # workers are forked from here and inherit it
+    from optzoo.runner import cells, run_suite
 
     t0 = time.perf_counter()
     n = len(cells(suite, custom))

@@ -8,7 +8,7 @@ it through the same harness and store as ``python -m optzoo.bench``, and returns
 :class:`Comparison`: the runs, COCO tables as DataFrames, and figures as matplotlib Figures.
 
 ``run`` is the checked public entry for a whole suite (a :class:`~optzoo.config.Suite`, which may
-hold Problem objects, a TOML path, or a shipped suite's name).
+hold Problem objects, a TOML path, or a shipped suite's name); it is :func:`optzoo.runner.run`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import pandas as pd
 from optzoo import catalog, config
 from optzoo.config import OptimizerSpec, ProblemSpec, Suite
 from optzoo.errors import ConfigError
-from optzoo.harness import Results
+from optzoo.runner import Results, run
 from optzoo.store import safe_name
 
 # Suite fields that compare() passes through as keyword options.
@@ -182,49 +182,6 @@ def compare(
     if tmp:
         weakref.finalize(cmp, shutil.rmtree, root, True)
     return cmp
-
-
-def run(
-    suite: Suite | str | Path,
-    out: str | Path | None = None,
-    *,
-    force: bool = False,
-    progress: bool = False,
-    executor: str = "local",
-    ray_address: str | None = None,
-    workers: int | None = None,
-) -> Results:
-    """Run a suite into ``out`` (default ``runs/<suite name>``) and read the results back.
-
-    ``suite`` is a :class:`Suite` (its problems may be Problem objects), a TOML path, or the
-    name of a shipped suite (``"quick"``). Finished cells in ``out`` are kept (resume).
-    """
-    from optzoo import harness
-
-    if isinstance(suite, str | Path) and not isinstance(suite, Suite):
-        shipped = config.configs_dir() / f"{suite}.toml"
-        suite = config.load(shipped if not Path(suite).exists() and shipped.exists() else suite)
-    if not isinstance(suite, Suite):
-        raise ConfigError(
-            f"run: suite must be a Suite, a TOML path or a shipped suite's name, got "
-            f"{type(suite).__name__}"
-        )
-    if out is not None and not isinstance(out, str | Path):
-        raise ConfigError(f"run: out must be a path, got {type(out).__name__}")
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)):
-        raise ConfigError(f"run: workers must be a whole number >= 1, got {workers!r}")
-    if workers is not None and workers < 1:
-        raise ConfigError(f"run: workers must be a whole number >= 1, got {workers!r}")
-    out = Path(out) if out is not None else Path("runs") / safe_name(suite.name)
-    return harness.run(
-        suite,
-        out,
-        force=force,
-        progress=progress,
-        executor=executor,
-        ray_address=ray_address,
-        workers=workers,
-    )
 
 
 class Comparison(Results):

@@ -19,9 +19,10 @@ import traceback
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from optzoo import _pool
+from optzoo import _pool, runtime
 from optzoo.config import OptimizerSpec, ProblemSpec, Suite
 from optzoo.errors import ConfigError
+from optzoo.harness import CellResult, merge_chunks, run_cell
 from optzoo.problems.base import Problem
 
 EXECUTORS = ("local", "ray")
@@ -103,10 +104,8 @@ def _picklable(obj: object) -> bool:
     return True
 
 
-def _local_cell(suite: Suite, task: Task) -> object:
+def _local_cell(suite: Suite, task: Task) -> CellResult | CellFailure | ConfigError:
     """One cell in a worker process: its result, a CellFailure, or the ConfigError it raised."""
-    from optzoo.harness import run_cell
-
     try:
         return run_cell(suite, task.problem, task.optimizer, landscape=task.landscape)
     except ConfigError as e:
@@ -116,18 +115,16 @@ def _local_cell(suite: Suite, task: Task) -> object:
 
 
 def _one_thread() -> None:
-    import torch
-
     # One core per worker. run_cell runs its batches on one thread anyway; this also covers what
     # runs before them (building a problem's data), so a forked worker never enters the OpenMP
     # pool it inherited from the driver.
-    torch.set_num_threads(1)
+    runtime.one_thread()
 
 
 def run_local(suite: Suite, tasks: list[Task], workers: int = 1) -> Iterator[tuple[Task, object]]:
     """Run cells on this machine: in this process (``workers=1``) or in ``workers`` processes.
 
-    Each cell runs on one thread (see ``harness._OneThread``), so a cell's numbers are the same
+    Each cell runs on one thread (see ``runtime.one_thread``), so a cell's numbers are the same
     in any process; with two cores, two workers finish a suite in about half the time. Cells come
     back as they finish. A custom problem that cannot be sent to another process (a lambda, say)
     runs in this process.
@@ -178,20 +175,16 @@ def _run_in_pool(suite: Suite, tasks: list[Task], workers: int) -> Iterator[tupl
     return stream()
 
 
-def _remote_cell(suite: Suite, task: Task, only: list[int] | None, landscape: bool):
+def _remote_cell(suite: Suite, task: Task, only: list[int] | None, landscape: bool) -> CellResult:
     """The body of a Ray task: one chunk of one cell, on one thread."""
-    import torch
-
-    from optzoo.harness import run_cell
-
     marker = os.environ.get(KILL_ONCE_ENV)
     if marker and not os.path.exists(marker):
         with open(marker, "w") as fh:
             fh.write(task.cell)
         os._exit(1)  # a worker dying mid-task, for the retry test
     # Tasks share the machine's cores: one thread each avoids oversubscription.
-    torch.set_num_threads(1)
-    _pool.keep_freed_memory()
+    runtime.one_thread()
+    runtime.keep_freed_memory()
     return run_cell(suite, task.problem, task.optimizer, landscape=landscape, only=only)
 
 
@@ -209,8 +202,6 @@ def run_ray(
     """
     connect(address)
     import ray
-
-    from optzoo.harness import merge_chunks
 
     remote = ray.remote(max_retries=max_retries, num_cpus=1)(_remote_cell)
 

@@ -1,0 +1,291 @@
+"""One cell, one problem x one optimizer: its whole grid run as one batch per flag group.
+
+A cell's runs are every hyperparameter combination x start x seed (see
+:mod:`optzoo.harness.grid`). Combinations that differ in a flag such as ``amsgrad`` change the
+program, so they run as separate batches of the same cell. Its records follow
+:data:`optzoo.schema.RUN`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from optzoo import catalog, metrics, optimizers
+from optzoo import config as config_mod
+from optzoo.config import OptimizerSpec, ProblemSpec, Suite
+from optzoo.errors import ConfigError
+from optzoo.harness import grid
+from optzoo.harness.endpoints import landscape_grid
+from optzoo.harness.grid import Row, cell_starts, make_problem, problem_key, same_value
+from optzoo.harness.loop import Batch, run_batch
+from optzoo.optimizers.base import Optimizer
+from optzoo.problems.base import Problem
+from optzoo.schema import RUN_NAMES
+from optzoo.store import cell_name
+
+
+@dataclass
+class CellResult:
+    cell: str
+    runs: pd.DataFrame
+    traces: pd.DataFrame
+    paths: pd.DataFrame | None
+    problem: dict
+    meta: dict
+    landscape: pd.DataFrame | None = None  # f on a grid over the box (2-D problems)
+
+
+def run_cell(
+    suite: Suite,
+    pspec: ProblemSpec | Problem,
+    ospec: OptimizerSpec,
+    on_step: Callable[[int], None] | None = None,
+    landscape: bool = False,
+    only: Sequence[int] | None = None,
+) -> CellResult:
+    """Run one problem x optimizer cell: the whole grid as one batch per flag group.
+
+    With ``landscape``, f is also sampled on a grid over a 2-D problem's box for the report's
+    contour plots (the report never evaluates a loss itself); one cell per problem carries it.
+    ``only`` restricts the cell to some of its runs (a chunk, for a distributed executor); since a
+    run's record does not depend on its batch, :func:`merge_chunks` of the chunks equals the
+    whole cell.
+    """
+    if not isinstance(suite, Suite):
+        raise ConfigError(f"run_cell: suite must be a Suite, got {type(suite).__name__}")
+    if isinstance(pspec, str):
+        pspec = ProblemSpec(*catalog.parse_item(pspec))
+    if not isinstance(pspec, ProblemSpec | Problem):
+        raise ConfigError(f"run_cell: problem must be a Problem or a name, got {pspec!r}")
+    if not isinstance(ospec, OptimizerSpec):
+        raise ConfigError(f"run_cell: optimizer must be an OptimizerSpec, got {ospec!r}")
+    problem = make_problem(pspec)
+    pkey = problem_key(pspec)
+    if ospec.clip_norm is not None or ospec.clip_value is not None:
+        suite = suite.replace(clip_norm=ospec.clip_norm, clip_value=ospec.clip_value)
+    cls = optimizers.get_class(ospec.name)
+    combos = ospec.grid()
+    rows = grid.rows(suite, range(len(combos)))
+    cell = _Cell(suite, problem, cls, combos, rows, cell_starts(suite, problem, pkey), on_step)
+    t0 = time.perf_counter()
+    parts = cell.run(range(len(rows)) if only is None else only)
+    # Widening needs the whole cell's tuning runs: a chunk of a cell (only=...) is not widened.
+    for _ in range(suite.widen if only is None else 0):
+        new = _widen(suite, ospec, cls, combos, rows, parts, problem)
+        if not new:
+            break
+        h0, r0 = len(combos), len(rows)
+        combos += new
+        rows += grid.rows(suite, range(h0, len(combos)))
+        parts += cell.run(range(r0, len(rows)))
+    wall = time.perf_counter() - t0
+    recs = {
+        k: np.concatenate([p[k] for p in parts]) for k in parts[0] if k not in ("trace", "path")
+    }
+    order = np.argsort(recs["run"], kind="stable")
+    recs = {k: v[order] for k, v in recs.items()}
+    runs = _runs_frame(suite, problem, pkey, ospec, cls, combos, rows, cell.starts, recs)
+    traces = _frame([p["trace"] for p in parts], pkey, ospec.key)
+    paths = _frame([p["path"] for p in parts if p["path"] is not None], pkey, ospec.key)
+    info = {**problem.info(), "key": pkey, "f_saddle": problem.f_saddle()}
+    meta = {
+        "cell": cell_name(pkey, ospec.key),
+        "problem": pkey,
+        "category": problem.category,
+        "optimizer": ospec.key,
+        "runs": len(recs["run"]),
+        "wall_s": wall,
+        "point_steps": int(recs["steps"].sum()),
+    }
+    lgrid = landscape_grid(problem) if landscape else None
+    return CellResult(cell_name(pkey, ospec.key), runs, traces, paths, info, meta, lgrid)
+
+
+@dataclass
+class _Cell:
+    """What every batch of a cell shares; ``combos`` and ``rows`` grow as the grid widens."""
+
+    suite: Suite
+    problem: Problem
+    cls: type[Optimizer]
+    combos: list[dict]
+    rows: list[Row]
+    starts: torch.Tensor
+    on_step: Callable[[int], None] | None
+
+    def run(self, keep: Sequence[int]) -> list[dict]:
+        """Run the rows ``keep`` as one batch per flag group (a flag changes the program)."""
+        groups: dict[str, list[int]] = {}
+        for i in keep:
+            h = self.rows[i][0]
+            key = json.dumps(
+                {k: self.combos[h].get(k) for k in sorted(self.cls.flags)}, default=str
+            )
+            groups.setdefault(key, []).append(i)
+        dtype = getattr(torch, self.suite.dtype)
+        device = torch.device(self.suite.device)
+        return [
+            run_batch(
+                Batch(
+                    self.suite,
+                    self.problem,
+                    self.cls,
+                    self.combos,
+                    self.rows,
+                    idx,
+                    self.starts,
+                    dtype,
+                    device,
+                    self.on_step,
+                )
+            )
+            for idx in groups.values()
+        ]
+
+
+def _runs_frame(
+    suite: Suite,
+    problem: Problem,
+    pkey: str,
+    ospec: OptimizerSpec,
+    cls: type[Optimizer],
+    combos: list[dict],
+    rows: list[Row],
+    starts: torch.Tensor,
+    recs: dict[str, np.ndarray],
+) -> pd.DataFrame:
+    """The cell's runs table, columns as :data:`optzoo.schema.RUN`, from the batches' records
+    (ordered by run)."""
+    # rows[run] = (hp_id, start_id, seed_id), converted once as a whole array.
+    hp_id, start_id, seed_id = np.asarray(rows, dtype=np.int64).reshape(-1, 3)[recs["run"]].T
+    # Per combination, then indexed per run: no Python per run. tolist() turns a whole array
+    # into the records' lists of Python floats and ints at once.
+    defaults = cls.defaults
+    per_hp = pd.DataFrame(
+        {
+            "lr": [float(c.get("lr", np.nan)) for c in combos],
+            "hp": [json.dumps(c, sort_keys=True, default=list) for c in combos],
+            "hp_default": [
+                all(same_value(v, defaults.get(k)) for k, v in c.items()) for c in combos
+            ],
+        }
+    ).iloc[hp_id]
+    eigenvalues = recs["eigenvalues"].tolist()
+    if not recs["has_eigenvalues"].all():
+        eigenvalues = [
+            e if h else [] for e, h in zip(eigenvalues, recs["has_eigenvalues"], strict=True)
+        ]
+    columns = {
+        "problem": pkey,
+        "category": problem.category,
+        "optimizer": ospec.key,
+        "run": recs["run"].astype(np.int64),
+        "hp_id": hp_id,
+        "start_id": start_id,
+        "seed_id": seed_id,
+        "split": np.where(start_id > suite.starts, "tune", "test").astype(object),
+        "lr": per_hp["lr"].to_numpy(),
+        "hp": per_hp["hp"].to_numpy(),
+        "hp_default": per_hp["hp_default"].to_numpy(),
+        "x0": starts.to(torch.float64).numpy()[start_id].tolist(),
+        "eigenvalues": eigenvalues,
+    }
+    for name in ("x_final", "steps_to", "evals_to"):  # one array per run
+        columns[name] = recs[name].tolist()
+    for name in RUN_NAMES:
+        if name not in columns:
+            columns[name] = recs[name]
+    return pd.DataFrame({name: columns[name] for name in RUN_NAMES})
+
+
+def _frame(parts: list[pd.DataFrame], pkey: str, okey: str) -> pd.DataFrame | None:
+    """Batches' traces or paths as one frame of the cell, ordered by run and step."""
+    if not parts:
+        return None
+    out = pd.concat(parts, ignore_index=True)
+    out.insert(0, "optimizer", okey)
+    out.insert(0, "problem", pkey)
+    return out.sort_values(["run", "step"], kind="stable").reset_index(drop=True)
+
+
+def _widen(
+    suite: Suite,
+    ospec: OptimizerSpec,
+    cls: type[Optimizer],
+    combos: list[dict],
+    rows: list[Row],
+    parts: list[dict],
+    problem: Problem,
+) -> list[dict]:
+    """New combinations one decade beyond each log axis whose best value (chosen on the tuning
+    runs, by ``metrics.best_setting``) is the axis's first or last; [] when every best is inside.
+    Values the optimizer refuses (e.g. beyond 1 for a rate in (0, 1)) are left out."""
+    cols = ("run", "evals", "steps", "f_final", "status", "solved", "evals_to", "steps_to")
+    joined = {k: np.concatenate([p[k] for p in parts]) for k in cols}
+    # The first-hit columns are (runs, targets) arrays; a frame holds them as one row per run.
+    tab = pd.DataFrame({k: list(v) if v.ndim > 1 else v for k, v in joined.items()})
+    tab = tab[[rows[i][1] > suite.starts for i in tab["run"]]]
+    if tab.empty:
+        return []
+    info = {**problem.info(), "f_saddle": problem.f_saddle()}
+    hits = metrics.problem_hits(tab, info)
+    best = metrics.best_setting(
+        np.array([rows[i][0] for i in tab["run"]]),
+        hits.evals[:, hits.final],
+        tab["evals"].to_numpy(),
+        tab["f_final"].to_numpy(dtype=float),
+    )
+    new: list[dict] = []
+    for axis, ratio in sorted(ospec.widen.items()):
+        values = sorted({c[axis] for c in combos if axis in c})
+        v = combos[best].get(axis)
+        if len(values) < 2 or v not in (values[0], values[-1]):
+            continue
+        for nv in config_mod.widened(values, ratio, upward=v == values[-1]):
+            for c in combos:
+                if c.get(axis) == v:
+                    cand = {**c, axis: nv}
+                    try:
+                        cls(**cand)
+                    except (ConfigError, ValueError, TypeError):
+                        continue
+                    if cand not in new and cand not in combos:
+                        new.append(cand)
+    return new
+
+
+def merge_chunks(parts: Sequence[CellResult]) -> CellResult:
+    """One cell from chunks of its runs (see ``run_cell(only=...)``), ordered by run."""
+
+    def cat(frames: list, by: list[str]) -> pd.DataFrame | None:
+        frames = [f for f in frames if f is not None]
+        if not frames:
+            return None
+        out = pd.concat(frames, ignore_index=True)
+        return out.sort_values(by, kind="stable").reset_index(drop=True)
+
+    first = parts[0]
+    meta = {
+        **first.meta,
+        "runs": sum(p.meta["runs"] for p in parts),
+        "wall_s": sum(p.meta["wall_s"] for p in parts),
+        "point_steps": sum(p.meta["point_steps"] for p in parts),
+        "chunks": len(parts),
+    }
+    landscape = next((p.landscape for p in parts if p.landscape is not None), None)
+    return CellResult(
+        first.cell,
+        cat([p.runs for p in parts], ["run"]),
+        cat([p.traces for p in parts], ["run", "step"]),
+        cat([p.paths for p in parts], ["run", "step"]),
+        first.problem,
+        meta,
+        landscape,
+    )
