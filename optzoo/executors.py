@@ -27,8 +27,6 @@ from optzoo.problems.base import Problem
 
 EXECUTORS = ("local", "ray")
 DEFAULT_CHUNK_RUNS = 1024
-# Test hook: a path; the first Ray task to run creates it and kills its own worker process.
-KILL_ONCE_ENV = "OPTZOO_KILL_ONCE"
 
 
 class Task(NamedTuple):
@@ -79,14 +77,8 @@ def connect(address: str | None = None) -> None:
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS") or None
-    env = {k: os.environ[k] for k in (KILL_ONCE_ENV,) if k in os.environ}
     try:
-        ray.init(
-            address=address,
-            include_dashboard=False,
-            log_to_driver=False,
-            runtime_env={"env_vars": env} if env else None,
-        )
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise ConfigError(
             f"cannot reach a Ray cluster at {address!r} ({type(e).__name__}); on the head node "
@@ -177,11 +169,6 @@ def _run_in_pool(suite: Suite, tasks: list[Task], workers: int) -> Iterator[tupl
 
 def _remote_cell(suite: Suite, task: Task, only: list[int] | None, landscape: bool) -> CellResult:
     """The body of a Ray task: one chunk of one cell, on one thread."""
-    marker = os.environ.get(KILL_ONCE_ENV)
-    if marker and not os.path.exists(marker):
-        with open(marker, "w") as fh:
-            fh.write(task.cell)
-        os._exit(1)  # a worker dying mid-task, for the retry test
     # Tasks share the machine's cores: one thread each avoids oversubscription.
     runtime.one_thread()
     runtime.keep_freed_memory()

@@ -11,21 +11,43 @@ import pandas as pd
 import pytest
 
 from optzoo import bench, config
-from optzoo.executors import KILL_ONCE_ENV, Task, run_ray
+from optzoo.executors import Task, run_ray
 from optzoo.harness import run_cell
 
 ROOT = Path(__file__).resolve().parent.parent
 QUICK = ROOT / "configs" / "quick.toml"
 
 
-def cli(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "RAY_ADDRESS": "", **(env or {})}
+# The command line with the first Ray task to start killing its own worker (argv[1] names a
+# marker file it creates first): a worker dying mid-task, for the retry test. The wrapper is
+# defined in __main__, so Ray ships it to the workers by value.
+KILL_ONCE = """
+import os, sys
+from optzoo import bench, executors
+
+marker = sys.argv.pop(1)
+body = executors._remote_cell
+
+def dying_once(*args):
+    if not os.path.exists(marker):
+        with open(marker, "w") as fh:
+            fh.write(args[1].cell)
+        os._exit(1)
+    return body(*args)
+
+executors._remote_cell = dying_once
+sys.exit(bench.main())
+"""
+
+
+def cli(args: list[str], cwd: Path, kill_once: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "RAY_ADDRESS": ""}
     env.pop("RAY_ADDRESS")
+    start = ["-m", "optzoo.bench"] if kill_once is None else ["-c", KILL_ONCE, str(kill_once)]
     return subprocess.run(
         [
             sys.executable,
-            "-m",
-            "optzoo.bench",
+            *start,
             "--config",
             str(QUICK),
             "--quiet",
@@ -75,7 +97,7 @@ def test_quick_suite_through_ray_gives_identical_tables(local_quick, tmp_path):
 
 def test_a_killed_worker_is_retried_and_tables_are_unchanged(local_quick, tmp_path):
     marker = tmp_path / "killed-once"
-    r = cli(["--out", "ray", "--executor", "ray"], tmp_path, env={KILL_ONCE_ENV: str(marker)})
+    r = cli(["--out", "ray", "--executor", "ray"], tmp_path, kill_once=marker)
     assert r.returncode == 0, r.stderr
     assert marker.exists()  # a worker really died
     a, b = tables(local_quick), tables(tmp_path / "ray")
