@@ -235,3 +235,29 @@ def test_a_run_alone_is_bit_identical_to_the_same_run_in_an_odd_sized_batch(
         ea, eb = np.asarray(a["eigenvalues"][0]), np.asarray(b["eigenvalues"][0])
         scale = max(1.0, float(np.abs(eb).max(initial=0.0)))
         np.testing.assert_allclose(ea, eb, rtol=0, atol=1e-12 * scale)
+
+
+@pytest.mark.parametrize(
+    "name, hp",
+    [
+        ("lbfgs", {"lr": [1.0], "max_iter": [1], "line_search_fn": ["strong_wolfe"]}),
+        ("bfgs", {}),
+        ("newton", {}),
+    ],
+)
+def test_a_stalled_run_is_frozen_where_its_gradient_was_small(name, hp):
+    # grad_tol stops a run whose |g| fell below it; the run must end at the point whose gradient
+    # was measured (L-BFGS's last gradient of a step belongs to a line-search trial point).
+    tol = 1e-3
+    res = run_cell(
+        suite(steps=400, starts=15, grad_tol=tol, stop_on_success=False),
+        ROSEN,
+        OptimizerSpec(name, hp),
+    )
+    stalled = res.runs[res.runs["status"] == "stalled"]
+    assert len(stalled) > 0
+    x = torch.tensor(np.stack(stalled["x_final"].to_numpy()), dtype=torch.float64)
+    x.requires_grad_(True)
+    (g,) = torch.autograd.grad(rosen(x).sum(), x)
+    gn = torch.linalg.vector_norm(g, dim=-1)
+    assert (gn < tol).all(), gn[gn >= tol].tolist()

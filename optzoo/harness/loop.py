@@ -171,6 +171,29 @@ class Recorder:
         )
 
 
+class _StallOracle(Oracle):
+    """The counted oracle, also keeping per run the raw |g| measured at the step's own iterate.
+
+    The small-gradient stop (``grad_tol``) freezes a run at the iterate the step started from,
+    so it must read the gradient there. The last gradient of a step may belong to another point
+    (L-BFGS ends a step with its line search's trial points); the first one measured at that
+    iterate, for every optimizer that evaluates there, is the one. NaN where none was.
+    """
+
+    def begin_step(self, x: Tensor) -> None:
+        self.step_x = x
+        self.grad_norm_at_x = torch.full(
+            (self.R,), float("nan"), dtype=torch.float64, device=self.device
+        )
+
+    def value_and_grad(self, x: Tensor, active: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        f, g = super().value_and_grad(x, active)
+        at_x = self.grad_norm_at_x.isnan() & (x == self.step_x).all(-1)
+        gn = self.last_grad_norm.to(torch.float64)
+        torch.where(at_x, gn, self.grad_norm_at_x, out=self.grad_norm_at_x)
+        return f, g
+
+
 def run_batch(batch: Batch) -> dict:
     """Advance one flag group of a cell's runs together; return per-run numpy records, and the
     batch's ``trace`` and ``path`` frames.
@@ -189,7 +212,8 @@ def run_batch(batch: Batch) -> dict:
     x = batch.starts[[s for _, s, _ in sel]].to(dtype=batch.dtype, device=device)
     x_start = x.clone()
     seeds = torch.tensor([suite.seed * 1_000_003 + e for _, _, e in sel], dtype=torch.int64)
-    oracle = Oracle(
+    # Only a run that can stall needs the gradient at its own iterate kept apart.
+    oracle = (_StallOracle if suite.grad_tol > 0 else Oracle)(
         problem,
         R,
         seeds=seeds,
@@ -234,6 +258,8 @@ def _steps(
     suite, problem = batch.suite, batch.problem
     for t in range(suite.steps):
         oracle.active = st.active
+        if suite.grad_tol > 0:
+            oracle.begin_step(x)
         evals_before = oracle.grad_evals
         counts_before = [c.clone() for c in oracle.counts] if suite.evals > 0 else None
         x_new, state, f = opt.step(x, state, oracle, lr_scale=suite.lr_factor(t))
@@ -263,7 +289,7 @@ def _steps(
             gn = oracle.last_grad_norm.to(torch.float64)
             rec.gradient(gn, st.active, suite.plateau_grad)
             if suite.grad_tol > 0:
-                small = st.active & ~stop & (gn < suite.grad_tol)
+                small = st.active & ~stop & (oracle.grad_norm_at_x < suite.grad_tol)
                 st.stalled |= small
                 stop |= small
         if suite.evals > 0:
