@@ -65,6 +65,7 @@ from torch import Tensor
 from optzoo.errors import ConfigError
 from optzoo.optimizers.base import Hyper, Optimizer
 from optzoo.optimizers.linesearch import Masked, StrongWolfe
+from optzoo.oracle import CountedOracle
 
 LINE_SEARCHES = (None, "strong_wolfe")
 # A curvature pair is kept only where y.s exceeds this (torch's test).
@@ -150,33 +151,15 @@ class LBFGS(Optimizer):
         )
 
     def _per_run(self, x: Tensor, lr_scale: Hyper) -> dict[str, Tensor]:
-        """The numeric hyperparameters as ``(R,)`` tensors (integers as int64)."""
-        R = x.shape[0]
-
-        def full(v: Any, dtype: torch.dtype) -> Tensor:
-            # Python numbers go through float64 (as_tensor would round them to float32).
-            t = v if isinstance(v, Tensor) else torch.tensor(v, dtype=torch.float64)
-            return t.to(device=x.device, dtype=dtype).reshape(-1).expand(R)
-
-        hp = self.hp
-        lr = full(hp["lr"], x.dtype)
-        if not (isinstance(lr_scale, float | int) and lr_scale == 1.0):
-            lr = lr * full(lr_scale, x.dtype)
-        max_iter = full(hp["max_iter"], torch.float64).round().to(torch.int64)
-        if hp["max_eval"] is None:
-            max_eval = max_iter * 5 // 4
-        else:
-            max_eval = full(hp["max_eval"], torch.float64).round().to(torch.int64)
-        return {
-            "lr": lr,
-            "max_iter": max_iter,
-            "max_eval": max_eval,
-            "tolerance_grad": full(hp["tolerance_grad"], x.dtype),
-            "tolerance_change": full(hp["tolerance_change"], x.dtype),
-        }
+        """The numeric hyperparameters as ``(R,)`` tensors (the counts as int64)."""
+        keys = [k for k in self.defaults if k not in self.flags and self.hp[k] is not None]
+        hp = self.per_run(x, lr_scale, keys=keys, counts=("max_iter", "max_eval"))
+        if self.hp["max_eval"] is None:
+            hp["max_eval"] = hp["max_iter"] * 5 // 4  # torch's default
+        return hp
 
     @torch.no_grad()
-    def step(self, x: Tensor, state: LBFGSState, oracle, lr_scale: Hyper = 1.0):
+    def step(self, x: Tensor, state: LBFGSState, oracle: CountedOracle, lr_scale: Hyper = 1.0):
         """One torch ``step(closure)`` call for every run: returns ``(x_new, state, f(x))``."""
         hp = self._per_run(x, lr_scale)
         wolfe = self.hp["line_search_fn"] == "strong_wolfe"
@@ -203,9 +186,8 @@ class LBFGS(Optimizer):
             return search.start(go, v.t, v.loss, v.g, v.gtd, v.d, hp["max_eval"] - v.evals)
 
         running = ~(g0.abs().amax(-1) <= hp["tolerance_grad"])
-        live = getattr(oracle, "active", None)  # runs the harness has frozen need no work
-        if live is not None:
-            running = running & live
+        if oracle.active is not None:  # runs the harness has frozen need no work
+            running = running & oracle.active
         running = self._begin(running, v, hp)
         running = start_search(running) if wolfe else self._move(running, v, hp)
         while True:
