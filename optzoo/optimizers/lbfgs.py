@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import torch
@@ -87,6 +88,34 @@ class LBFGSState(NamedTuple):
     prev_loss: Tensor  # (R,) loss at the start of the last iteration
     n_iter: Tensor  # (R,) int64, iterations over all step calls
     func_evals: Tensor  # (R,) int64, evaluations over all step calls
+
+
+@dataclass(eq=False)
+class _Loop(Masked):
+    """The per-run variables of one step's masked loop: :class:`LBFGSState`'s fields (same
+    meaning and shapes), and where each run stands in this step call."""
+
+    d: Tensor
+    t: Tensor
+    old_dirs: Tensor  # cloned on entry: the ring is written in place
+    old_stps: Tensor
+    ro: Tensor
+    start: Tensor
+    count: Tensor
+    H_diag: Tensor
+    prev_flat_grad: Tensor
+    prev_loss: Tensor
+    n_iter: Tensor
+    func_evals: Tensor
+    x: Tensor  # (R, d) the current iterate
+    loss: Tensor  # (R,) f(x)
+    g: Tensor  # (R, d) grad f(x)
+    gtd: Tensor  # (R,) g.d of the current iteration
+    n_local: Tensor  # (R,) int64, iterations in this call (torch's local n_iter)
+    evals: Tensor  # (R,) int64, evaluations in this call (torch's current_evals)
+
+    def state(self) -> LBFGSState:
+        return LBFGSState(*(getattr(self, k) for k in LBFGSState._fields))
 
 
 def _dot(a: Tensor, b: Tensor) -> Tensor:
@@ -167,18 +196,21 @@ class LBFGS(Optimizer):
         i64 = dict(dtype=torch.int64, device=x.device)
 
         f0, g0 = oracle.value_and_grad(x)
-        v = Masked(
-            **state._asdict(),
+        v = _Loop(
+            **state._replace(
+                # In-place ring writes below must not reach the caller's state tensors.
+                old_dirs=state.old_dirs.clone(),
+                old_stps=state.old_stps.clone(),
+                ro=state.ro.clone(),
+                func_evals=state.func_evals + 1,
+            )._asdict(),
             x=x,
             loss=f0,
             g=g0,
             gtd=x.new_zeros(R),
-            n_local=torch.zeros(R, **i64),  # iterations in this call (torch's local n_iter)
-            evals=torch.ones(R, **i64),  # evaluations in this call (torch's current_evals)
+            n_local=torch.zeros(R, **i64),
+            evals=torch.ones(R, **i64),
         )
-        v.func_evals = v.func_evals + 1
-        # In-place ring writes below must not reach the caller's state tensors.
-        v.old_dirs, v.old_stps, v.ro = v.old_dirs.clone(), v.old_stps.clone(), v.ro.clone()
         search = StrongWolfe(x) if wolfe else None
 
         def start_search(go: Tensor) -> Tensor:
@@ -217,11 +249,10 @@ class LBFGS(Optimizer):
             else:
                 running = self._move(go, v, hp)
 
-        new_state = LBFGSState(**{k: getattr(v, k) for k in LBFGSState._fields})
-        return v.x, new_state, f0
+        return v.x, v.state(), f0
 
     # -- the pieces of the loop ------------------------------------------------------------------
-    def _begin(self, go: Tensor, v: Masked, hp: dict[str, Tensor]) -> Tensor:
+    def _begin(self, go: Tensor, v: _Loop, hp: dict[str, Tensor]) -> Tensor:
         """Start an iteration where ``go``: update the history, find d and t; returns the runs
         that go on (those whose directional derivative g.d is below -tolerance_change)."""
         m = self.hp["history_size"]
@@ -280,14 +311,14 @@ class LBFGS(Optimizer):
         return go & ~(v.gtd > -hp["tolerance_change"])
 
     @staticmethod
-    def _move(go: Tensor, v: Masked, hp: dict[str, Tensor]) -> Tensor:
+    def _move(go: Tensor, v: _Loop, hp: dict[str, Tensor]) -> Tensor:
         """Fixed step x + t d where ``go``; returns the runs that re-evaluate there (torch skips
         the evaluation in the last iteration of a call)."""
         v.put(go, x=torch.addcmul(v.x, v.t[:, None], v.d))
         return go & (v.n_local != hp["max_iter"])
 
     @staticmethod
-    def _converged(v: Masked, hp: dict[str, Tensor]) -> Tensor:
+    def _converged(v: _Loop, hp: dict[str, Tensor]) -> Tensor:
         """torch's end-of-iteration stopping tests, per run."""
         return (
             (v.n_local == hp["max_iter"])
