@@ -3,8 +3,8 @@
 Every function takes points ``x (R, d)`` (or operators on them) and treats the R runs
 independently: the gradient of a summed batched loss is every run's own gradient, so one autograd
 pass serves all runs. Used by the counted oracle (:mod:`optzoo.problems.oracle`), the optimizers
-(Newton, the saddle escape, quasi-Newton line searches) and :mod:`optzoo.analysis`; it imports
-nothing else of optzoo.
+(Newton's and BFGS's per-run products, the saddle escape's eigenpair) and :mod:`optzoo.analysis`;
+it imports nothing else of optzoo.
 """
 
 from __future__ import annotations
