@@ -14,6 +14,9 @@ from torch.autograd.functional import hessian as ag_hessian
 
 import optzoo.problems as P
 from optzoo.errors import ConfigError
+from optzoo.optim.second_order import ClosureOracle
+from optzoo.optimizers.escape import _PaidGradient
+from optzoo.oracle import CountedOracle
 from optzoo.problems.oracle import Oracle, hessian
 
 F64 = torch.float64
@@ -458,3 +461,54 @@ def test_params_are_recorded():
     p = P.get("ellipsoid", dim=4, cond=10)
     assert p.dim == 4 and p.params == {"dim": 4, "cond": 10.0, "seed": 0}
     assert isinstance(p.params["cond"], float)
+
+
+# -- the oracle protocol ---------------------------------------------------------------------------
+
+
+def test_every_oracle_implements_the_one_protocol():
+    oracle = Oracle(problem("rosenbrock"), 3)
+    w = torch.zeros(2, dtype=F64, requires_grad=True)
+    closure_oracle = ClosureOracle([w], lambda: (w * w).sum())
+    x = torch.zeros(3, 2, dtype=F64)
+    f, g = oracle.value_and_grad(x)
+    paid = _PaidGradient(oracle, x, f, g)
+    for o in (oracle, closure_oracle, paid):
+        assert isinstance(o, CountedOracle), type(o).__name__
+
+
+def test_restricted_narrows_the_counted_runs_and_restores_them():
+    oracle = Oracle(problem("rosenbrock"), 3)
+    x = torch.zeros(3, 2, dtype=F64)
+    oracle.active = torch.tensor([True, True, False])
+    with oracle.restricted(torch.tensor([False, True, True])):
+        assert oracle.active.tolist() == [False, True, False]
+        oracle.value_and_grad(x)
+    assert oracle.active.tolist() == [True, True, False]
+    with pytest.raises(RuntimeError), oracle.restricted(torch.tensor([True, False, False])):
+        raise RuntimeError
+    assert oracle.active.tolist() == [True, True, False]
+    # f = g = 1, HVP = 2, Hessian = 2d: the one cost model.
+    oracle.hvp(x, x)
+    oracle.hessian(x)
+    assert oracle.counts.ng.tolist() == [0, 1, 0]
+    assert oracle.grad_evals.tolist() == [2 + 4, 1 + 2 + 4, 0]
+
+
+def test_closure_oracle_keeps_the_graph_only_inside_its_own_call():
+    backward = torch.autograd.backward
+    w = torch.tensor([1.0, 2.0], dtype=F64, requires_grad=True)
+
+    def closure():
+        loss = (w**3).sum()
+        loss.backward()
+        return loss
+
+    oracle = ClosureOracle([w], closure)
+    H = oracle.hessian(torch.tensor([[1.0, 2.0]], dtype=F64))
+    torch.testing.assert_close(H[0], torch.diag(torch.tensor([6.0, 12.0], dtype=F64)))
+    assert torch.autograd.backward is backward  # nothing process-wide was replaced
+    loss = (w**3).sum()
+    loss.backward()  # outside the oracle a backward frees its graph, as usual
+    with pytest.raises(RuntimeError):
+        loss.backward()

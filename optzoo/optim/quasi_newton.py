@@ -53,7 +53,7 @@ class _QuasiNewtonDropIn(_RuleDropIn):
         x = self._flat_params()
         oracle = ClosureOracle(self._params, closure)
         x_new, state, f = rule.step(x, self._load_state(rule, x), oracle)
-        oracle._load(x_new)
+        oracle.load(x_new)
         self._save_state(state)
         return f[0]
 

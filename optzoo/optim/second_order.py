@@ -17,43 +17,41 @@ Complex parameters are taken as their real views, as torch does.
 
 from __future__ import annotations
 
-import contextlib
 import typing
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
+from torch.overrides import TorchFunctionMode
 
 from optzoo.optim.base import real_view
 from optzoo.optimizers import lbfgs, newton
 from optzoo.optimizers.base import Optimizer as Rule
-from optzoo.problems.oracle import HESSIAN_PER_DIM, Counts
+from optzoo.oracle import OracleBase
 
 
-@contextlib.contextmanager
-def _graph_kept() -> Iterator[None]:
-    """Make every ``backward()`` keep its graph, so a closure that calls ``loss.backward()``
-    still returns a loss that can be differentiated twice (for Hessians and HVPs).
+class _KeepGraph(TorchFunctionMode):
+    """Inside ``with _KeepGraph():``, every ``backward()`` keeps its graph, so a closure that
+    calls ``loss.backward()`` still returns a loss that can be differentiated twice (for
+    Hessians and HVPs).
 
-    A closure is opaque, and the usual one frees its graph in ``loss.backward()``; wrapping
-    ``torch.autograd.backward`` (which ``Tensor.backward`` calls) for the duration of that one
-    closure call is the only way to keep it. The wrapper is removed on exit, also on error.
+    A closure is opaque, and the usual one frees its graph in ``loss.backward()``. This torch
+    function mode sees that call (``Tensor.backward`` and ``torch.autograd.backward`` both
+    dispatch through it) and passes ``retain_graph=True``; everything else goes through as it is.
+    The mode is on this thread's mode stack for the one closure call only: nothing outside it
+    (another thread, another optimizer) is affected.
     """
-    original = torch.autograd.backward
 
-    def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, *a, **kw):
-        return original(tensors, grad_tensors, True, create_graph, *a, **kw)
-
-    torch.autograd.backward = backward
-    try:
-        yield
-    finally:
-        torch.autograd.backward = original
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = dict(kwargs or {})
+        if func is Tensor.backward or func is torch.autograd.backward:
+            kwargs["retain_graph"] = True
+        return func(*args, **kwargs)
 
 
-class ClosureOracle:
-    """The counted-oracle interface (:class:`optzoo.problems.oracle.Oracle`) over a closure.
+class ClosureOracle(OracleBase):
+    """The counted oracle (:class:`optzoo.oracle.CountedOracle`) over a closure.
 
     ``x`` is ``(1, n)``: the parameters flattened in order. Each evaluation copies x into the
     parameters and calls the closure, which (as for torch.optim.LBFGS) recomputes the loss,
@@ -65,29 +63,12 @@ class ClosureOracle:
     def __init__(self, params: Sequence[Tensor], closure: Callable[[], Any]) -> None:
         self.params = list(params)
         self.closure = closure
-        self.R = 1
-        self.d = sum(real_view(p).numel() for p in self.params)
-        p0 = self.params[0]
-        z = torch.zeros(1, dtype=torch.int64, device=p0.device)
-        self.counts = Counts(z.clone(), z.clone(), z.clone(), z.clone())
+        super().__init__(1, sum(real_view(p).numel() for p in self.params), self.params[0].device)
         self.first_loss: Any = None  # what the closure returned at the first evaluation
-        self.active: Tensor | None = None  # as Oracle.active: runs to count (None: all)
         self.last_grad_norm: Tensor | None = None
 
-    @property
-    def grad_evals(self) -> Tensor:
-        c = self.counts
-        return c.nf + c.ng + 2 * c.nhvp + HESSIAN_PER_DIM * self.d * c.nh
-
-    def _count(self, field: str, active: Tensor | None) -> None:
-        if active is None:
-            active = self.active
-        elif self.active is not None:
-            active = active & self.active
-        c = getattr(self.counts, field)
-        c += 1 if active is None else active.to(torch.int64)
-
-    def _load(self, x: Tensor) -> None:
+    def load(self, x: Tensor) -> None:
+        """Copy x ``(1, n)`` into the parameters."""
         with torch.no_grad():
             offset = 0
             for p in self.params:
@@ -96,7 +77,7 @@ class ClosureOracle:
                 offset += p.numel()
 
     def _call(self, x: Tensor) -> Any:
-        self._load(x)
+        self.load(x)
         with torch.enable_grad():
             loss = self.closure()
         if self.first_loss is None:
@@ -112,7 +93,8 @@ class ClosureOracle:
         )
 
     def _loss_value(self, loss: Any, x: Tensor) -> Tensor:
-        return torch.tensor([float(loss)], dtype=x.dtype, device=x.device)
+        value = loss.detach() if isinstance(loss, Tensor) else loss
+        return torch.tensor([float(value)], dtype=x.dtype, device=x.device)
 
     def value(self, x: Tensor, active: Tensor | None = None) -> Tensor:
         loss = self._call(x)
@@ -127,7 +109,7 @@ class ClosureOracle:
         return self._loss_value(loss, x), g
 
     def _differentiable_loss(self, x: Tensor) -> Tensor:
-        with _graph_kept():
+        with _KeepGraph():
             loss = self._call(x)
         if not (isinstance(loss, Tensor) and loss.requires_grad):
             raise RuntimeError(
@@ -238,7 +220,7 @@ class _RuleDropIn(torch.optim.Optimizer):
         x = self._flat_params()
         oracle = ClosureOracle(self._params, closure)
         x_new, state, _ = rule.step(x, self._load_state(rule, x), oracle)
-        oracle._load(x_new)
+        oracle.load(x_new)
         self._save_state(state)
         return oracle.first_loss
 

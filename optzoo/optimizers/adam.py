@@ -27,7 +27,6 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from optzoo.errors import ConfigError
 from optzoo.optimizers.base import FirstOrder, add_scaled
 
 
@@ -54,19 +53,6 @@ class Adam(FirstOrder):
         "decoupled_weight_decay": False,
     }
     flags = frozenset({"amsgrad", "maximize", "decoupled_weight_decay"})
-
-    def __init__(self, **hp: Any) -> None:
-        if "betas" in hp:
-            betas = hp["betas"]
-            if isinstance(betas, str) or len(betas) != 2:
-                raise ConfigError(
-                    f"optimizer {self.name!r}: betas must be a pair (beta1, beta2), got {betas!r}"
-                )
-            # Each beta is a number or one value per run; a list means per run.
-            hp["betas"] = tuple(
-                torch.tensor(b, dtype=torch.float64) if isinstance(b, list) else b for b in betas
-            )
-        super().__init__(**hp)
 
     def check(self, hp: Mapping[str, Any]) -> None:
         self.require("lr", hp["lr"], lambda v: v >= 0, "lr >= 0")

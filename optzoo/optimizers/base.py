@@ -16,7 +16,7 @@ Two layers, as in optax:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any, ClassVar, NamedTuple
 
 import torch
@@ -48,6 +48,11 @@ def as_column(v: Hyper, x: Tensor) -> Hyper:
     if isinstance(v, Tensor):
         return v.to(dtype=x.dtype, device=x.device).reshape(-1, *([1] * (x.ndim - 1)))
     return v
+
+
+def _resolve(v: Any, x: Tensor) -> Any:
+    """:func:`as_column` of a hyperparameter, entry by entry for a tuple-valued one."""
+    return tuple(as_column(b, x) for b in v) if isinstance(v, tuple) else as_column(v, x)
 
 
 def add_scaled(a: Tensor, b: Tensor, alpha: Hyper) -> Tensor:
@@ -90,15 +95,28 @@ class Optimizer:
         merged = {**self.defaults, **hp}
         for k, v in merged.items():
             if k in self.flags:
-                if isinstance(v, Tensor | list | tuple) and k != "betas":
+                if isinstance(v, Tensor | list | tuple):
                     raise ConfigError(
                         f"optimizer {self.name!r}: {k} must be one value for the whole batch, "
                         f"got {v!r}"
                     )
+            elif isinstance(self.defaults.get(k), tuple):
+                merged[k] = self._tuple_value(k, v)
             elif isinstance(v, list):
                 merged[k] = torch.tensor(v, dtype=torch.float64)
         self.hp: dict[str, Any] = merged
         self.check(merged)
+
+    def _tuple_value(self, key: str, v: Any) -> tuple:
+        """A tuple-valued hyperparameter (its default is a tuple, as Adam's betas): as many
+        entries as the default, each a number or per-run values (a list becomes a tensor)."""
+        n = len(self.defaults[key])
+        if isinstance(v, str) or not hasattr(v, "__len__") or len(v) != n:
+            names = ", ".join(f"{key}[{i}]" for i in range(n))
+            raise ConfigError(
+                f"optimizer {self.name!r}: {key} must be {n} values ({names}), got {v!r}"
+            )
+        return tuple(torch.tensor(b, dtype=torch.float64) if isinstance(b, list) else b for b in v)
 
     def __repr__(self) -> str:
         changed = {k: v for k, v in self.hp.items() if not _same(v, self.defaults.get(k))}
@@ -126,25 +144,44 @@ class Optimizer:
     # -- running ---------------------------------------------------------------------------------
     def resolved(self, x: Tensor, lr_scale: Hyper = 1.0) -> dict[str, Any]:
         """Hyperparameters ready for ``update``: per-run tensors as columns, lr scaled."""
-        hp = {k: as_column(v, x) if k not in self.flags else v for k, v in self.hp.items()}
-        if "betas" in hp:
-            hp["betas"] = tuple(as_column(b, x) for b in hp["betas"])
+        hp = {k: v if k in self.flags else _resolve(v, x) for k, v in self.hp.items()}
         if "lr" in hp and not (isinstance(lr_scale, float | int) and lr_scale == 1.0):
             hp["lr"] = hp["lr"] * as_column(lr_scale, x)
         return hp
 
-    def per_run(self, x: Tensor, lr_scale: Hyper = 1.0) -> dict[str, Tensor]:
-        """The numeric hyperparameters as ``(R,)`` tensors in x's dtype, lr scaled (for rules
-        that mix runs' numbers into per-run scalars, such as Newton's and BFGS's)."""
+    def per_run(
+        self,
+        x: Tensor,
+        lr_scale: Hyper = 1.0,
+        keys: Iterable[str] | None = None,
+        counts: Collection[str] = (),
+    ) -> dict[str, Any]:
+        """Hyperparameters as ``(R,)`` tensors, lr scaled (for rules that mix runs' numbers
+        into per-run scalars, such as Newton's, BFGS's and L-BFGS's).
+
+        ``keys``: the hyperparameters wanted (default: every one but the flags). Those in
+        ``counts`` become int64 (rounded), the others x's dtype; a tuple-valued one becomes a
+        tuple of such tensors. Python numbers go through float64 (``as_tensor`` would round them
+        to float32 first).
+        """
         R = x.shape[0]
 
-        def full(v: Any) -> Tensor:
+        def full(v: Any, dtype: torch.dtype) -> Tensor:
             t = v if isinstance(v, Tensor) else torch.tensor(v, dtype=torch.float64)
-            return t.to(device=x.device, dtype=x.dtype).reshape(-1).expand(R)
+            return t.to(device=x.device, dtype=dtype).reshape(-1).expand(R)
 
-        hp = {k: full(v) for k, v in self.hp.items() if k not in self.flags}
-        if not (isinstance(lr_scale, float | int) and lr_scale == 1.0):
-            hp["lr"] = hp["lr"] * full(lr_scale)
+        def column(k: str, v: Any) -> Tensor:
+            if k in counts:
+                return full(v, torch.float64).round().to(torch.int64)
+            return full(v, x.dtype)
+
+        names = [k for k in self.hp if k not in self.flags] if keys is None else list(keys)
+        hp: dict[str, Any] = {}
+        for k in names:
+            v = self.hp[k]
+            hp[k] = tuple(column(k, b) for b in v) if isinstance(v, tuple) else column(k, v)
+        if "lr" in hp and not (isinstance(lr_scale, float | int) and lr_scale == 1.0):
+            hp["lr"] = hp["lr"] * full(lr_scale, x.dtype)
         return hp
 
     def init(self, x: Tensor) -> NamedTuple:

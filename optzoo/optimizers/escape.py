@@ -33,6 +33,7 @@ it only saves d gradient evaluations' worth of work per run on most steps.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections import namedtuple
 from collections.abc import Mapping
@@ -41,10 +42,11 @@ from typing import Any, ClassVar, NamedTuple
 import torch
 from torch import Tensor
 
-from optzoo.analysis import negative_curvature
 from optzoo.errors import ConfigError
+from optzoo.linalg import negative_curvature
 from optzoo.optimizers.base import Hyper, Optimizer, where_state
 from optzoo.optimizers.sgd import SGD, Momentum
+from optzoo.oracle import CountedOracle, Counts, live_runs
 
 ESCAPE_DEFAULTS: dict[str, Any] = {
     "escape_eps": 1e-4,  # check the curvature where |g| < escape_eps
@@ -128,11 +130,12 @@ class SaddleEscape(Optimizer):
         inner = self.inner.init(x)
         return _state_type(type(inner))(*inner, x.new_zeros(x.shape[0]))
 
-    def step(self, x: Tensor, state: NamedTuple, oracle, lr_scale: Hyper = 1.0):
+    def step(self, x: Tensor, state: NamedTuple, oracle: CountedOracle, lr_scale: Hyper = 1.0):
         inner_state, wait = type(state).inner_type(*state[:-1]), state[-1]
-        eps, length, every = (_per_run(self.escape_hp[k], x) for k in ESCAPE_DEFAULTS)
+        hp = self.per_run(x, keys=ESCAPE_DEFAULTS)
+        eps, length, every = hp["escape_eps"], hp["escape_step"], hp["escape_wait"]
         f, g = oracle.value_and_grad(x)
-        live = oracle.active if oracle.active is not None else torch.ones_like(f, dtype=torch.bool)
+        live = live_runs(oracle, x)
         need = live & (torch.linalg.vector_norm(g, dim=-1) < eps) & (wait <= 0)
         escaped = torch.zeros_like(need)
         x_escape = x
@@ -146,14 +149,10 @@ class SaddleEscape(Optimizer):
             x_escape = torch.where(plus[:, None], x + step, x - step)
             escaped = down & (torch.where(plus, f_plus, f_minus) < f)
         # The inner step reuses the gradient just paid for; escaping runs are not charged for it.
-        saved = oracle.active
-        oracle.active = live & ~escaped
-        try:
+        with oracle.restricted(~escaped):
             x_inner, inner_new, _ = self.inner.step(
                 x, inner_state, _PaidGradient(oracle, x, f, g), lr_scale
             )
-        finally:
-            oracle.active = saved
         x_new = torch.where(escaped[:, None], x_escape, x_inner)
         inner_new = where_state(~escaped, inner_new, inner_state)
         wait = torch.where(need & ~escaped, every, wait - 1).clamp(min=0)
@@ -169,31 +168,56 @@ def _state_type(inner: type) -> type:
     return cls
 
 
-def _per_run(v: Hyper, x: Tensor) -> Tensor:
-    """A hyperparameter as an ``(R,)`` tensor in x's dtype and device."""
-    return torch.as_tensor(v, dtype=x.dtype, device=x.device).expand(x.shape[0])
-
-
 class _PaidGradient:
-    """The oracle, with f and g at ``x`` already evaluated (and counted) once.
+    """The oracle (a :class:`~optzoo.oracle.CountedOracle`), with f and g at ``x`` already
+    evaluated (and counted) once.
 
     The first ``value_and_grad`` at the very same ``x`` tensor returns them without counting;
-    every other call goes to the oracle.
+    every other call, and all counting, goes to the oracle.
     """
 
-    def __init__(self, oracle, x: Tensor, f: Tensor, g: Tensor) -> None:
+    def __init__(self, oracle: CountedOracle, x: Tensor, f: Tensor, g: Tensor) -> None:
         self._oracle = oracle
         self._x = x
         self._fg: tuple[Tensor, Tensor] | None = (f, g)
 
-    def value_and_grad(self, x: Tensor, active: Tensor | None = None):
+    @property
+    def R(self) -> int:
+        return self._oracle.R
+
+    @property
+    def d(self) -> int:
+        return self._oracle.d
+
+    @property
+    def active(self) -> Tensor | None:
+        return self._oracle.active
+
+    @property
+    def counts(self) -> Counts:
+        return self._oracle.counts
+
+    @property
+    def grad_evals(self) -> Tensor:
+        return self._oracle.grad_evals
+
+    def restricted(self, runs: Tensor) -> contextlib.AbstractContextManager[None]:
+        return self._oracle.restricted(runs)
+
+    def value(self, x: Tensor, active: Tensor | None = None) -> Tensor:
+        return self._oracle.value(x, active)
+
+    def value_and_grad(self, x: Tensor, active: Tensor | None = None) -> tuple[Tensor, Tensor]:
         if x is self._x and self._fg is not None:
             fg, self._fg = self._fg, None
             return fg
         return self._oracle.value_and_grad(x, active)
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._oracle, name)
+    def hvp(self, x: Tensor, v: Tensor, active: Tensor | None = None) -> Tensor:
+        return self._oracle.hvp(x, v, active)
+
+    def hessian(self, x: Tensor, active: Tensor | None = None) -> Tensor:
+        return self._oracle.hessian(x, active)
 
 
 @functools.cache

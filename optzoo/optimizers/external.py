@@ -42,6 +42,7 @@ from torch import Tensor
 
 from optzoo.errors import ConfigError
 from optzoo.optimizers.base import Optimizer
+from optzoo.oracle import OracleBase
 
 LAYOUTS = ("fast", "shared", "isolated")
 PROBE_STEPS = 6
@@ -463,25 +464,37 @@ def _takes_closure(torch_cls: type) -> bool:
 
 
 # -- the probe ----------------------------------------------------------------------------------
-class _ProbeOracle:
-    """A synthetic loss with uneven curvature per coordinate, for comparing layouts."""
+class _ProbeOracle(OracleBase):
+    """A synthetic loss with uneven curvature per coordinate, for comparing layouts (first
+    order: it has no Hessian)."""
 
-    def __init__(self, d: int, dtype: torch.dtype) -> None:
+    def __init__(self, R: int, d: int, dtype: torch.dtype) -> None:
+        super().__init__(R, d)
         i = torch.arange(d, dtype=dtype)
         self.a = 1.0 + 3.0 * (i % 5)
         self.b = 0.1 + 0.05 * (i % 3)
-        self.active = None
 
-    def value(self, x: Tensor, active: Tensor | None = None) -> Tensor:
+    def _f(self, x: Tensor) -> Tensor:
         return (0.5 * self.a * x * x + 0.25 * self.b * x**4).sum(-1)
 
+    def value(self, x: Tensor, active: Tensor | None = None) -> Tensor:
+        self._count("nf", active)
+        return self._f(x)
+
     def value_and_grad(self, x: Tensor, active: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        return self.value(x), self.a * x + self.b * x**3
+        self._count("ng", active)
+        return self._f(x), self.a * x + self.b * x**3
+
+    def hvp(self, x: Tensor, v: Tensor, active: Tensor | None = None) -> Tensor:
+        raise NotImplementedError("the layout probe is first order")
+
+    def hessian(self, x: Tensor, active: Tensor | None = None) -> Tensor:
+        raise NotImplementedError("the layout probe is first order")
 
 
 def _trajectory(torch_cls: type, plan: list, x0: Tensor, layout: str) -> Tensor | None:
     """Iterates of a few probe steps ``(PROBE_STEPS, R, d)``, or None if the layout fails."""
-    oracle = _ProbeOracle(x0.shape[1], x0.dtype)
+    oracle = _ProbeOracle(x0.shape[0], x0.shape[1], x0.dtype)
     try:
         batch = _Batch(torch_cls, plan, x0, layout, sequential=True)
         x, out = x0, []

@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import torch
@@ -65,6 +66,7 @@ from torch import Tensor
 from optzoo.errors import ConfigError
 from optzoo.optimizers.base import Hyper, Optimizer
 from optzoo.optimizers.linesearch import Masked, StrongWolfe
+from optzoo.oracle import CountedOracle
 
 LINE_SEARCHES = (None, "strong_wolfe")
 # A curvature pair is kept only where y.s exceeds this (torch's test).
@@ -86,6 +88,34 @@ class LBFGSState(NamedTuple):
     prev_loss: Tensor  # (R,) loss at the start of the last iteration
     n_iter: Tensor  # (R,) int64, iterations over all step calls
     func_evals: Tensor  # (R,) int64, evaluations over all step calls
+
+
+@dataclass(eq=False)
+class _Loop(Masked):
+    """The per-run variables of one step's masked loop: :class:`LBFGSState`'s fields (same
+    meaning and shapes), and where each run stands in this step call."""
+
+    d: Tensor
+    t: Tensor
+    old_dirs: Tensor  # cloned on entry: the ring is written in place
+    old_stps: Tensor
+    ro: Tensor
+    start: Tensor
+    count: Tensor
+    H_diag: Tensor
+    prev_flat_grad: Tensor
+    prev_loss: Tensor
+    n_iter: Tensor
+    func_evals: Tensor
+    x: Tensor  # (R, d) the current iterate
+    loss: Tensor  # (R,) f(x)
+    g: Tensor  # (R, d) grad f(x)
+    gtd: Tensor  # (R,) g.d of the current iteration
+    n_local: Tensor  # (R,) int64, iterations in this call (torch's local n_iter)
+    evals: Tensor  # (R,) int64, evaluations in this call (torch's current_evals)
+
+    def state(self) -> LBFGSState:
+        return LBFGSState(*(getattr(self, k) for k in LBFGSState._fields))
 
 
 def _dot(a: Tensor, b: Tensor) -> Tensor:
@@ -150,33 +180,15 @@ class LBFGS(Optimizer):
         )
 
     def _per_run(self, x: Tensor, lr_scale: Hyper) -> dict[str, Tensor]:
-        """The numeric hyperparameters as ``(R,)`` tensors (integers as int64)."""
-        R = x.shape[0]
-
-        def full(v: Any, dtype: torch.dtype) -> Tensor:
-            # Python numbers go through float64 (as_tensor would round them to float32).
-            t = v if isinstance(v, Tensor) else torch.tensor(v, dtype=torch.float64)
-            return t.to(device=x.device, dtype=dtype).reshape(-1).expand(R)
-
-        hp = self.hp
-        lr = full(hp["lr"], x.dtype)
-        if not (isinstance(lr_scale, float | int) and lr_scale == 1.0):
-            lr = lr * full(lr_scale, x.dtype)
-        max_iter = full(hp["max_iter"], torch.float64).round().to(torch.int64)
-        if hp["max_eval"] is None:
-            max_eval = max_iter * 5 // 4
-        else:
-            max_eval = full(hp["max_eval"], torch.float64).round().to(torch.int64)
-        return {
-            "lr": lr,
-            "max_iter": max_iter,
-            "max_eval": max_eval,
-            "tolerance_grad": full(hp["tolerance_grad"], x.dtype),
-            "tolerance_change": full(hp["tolerance_change"], x.dtype),
-        }
+        """The numeric hyperparameters as ``(R,)`` tensors (the counts as int64)."""
+        keys = [k for k in self.defaults if k not in self.flags and self.hp[k] is not None]
+        hp = self.per_run(x, lr_scale, keys=keys, counts=("max_iter", "max_eval"))
+        if self.hp["max_eval"] is None:
+            hp["max_eval"] = hp["max_iter"] * 5 // 4  # torch's default
+        return hp
 
     @torch.no_grad()
-    def step(self, x: Tensor, state: LBFGSState, oracle, lr_scale: Hyper = 1.0):
+    def step(self, x: Tensor, state: LBFGSState, oracle: CountedOracle, lr_scale: Hyper = 1.0):
         """One torch ``step(closure)`` call for every run: returns ``(x_new, state, f(x))``."""
         hp = self._per_run(x, lr_scale)
         wolfe = self.hp["line_search_fn"] == "strong_wolfe"
@@ -184,18 +196,21 @@ class LBFGS(Optimizer):
         i64 = dict(dtype=torch.int64, device=x.device)
 
         f0, g0 = oracle.value_and_grad(x)
-        v = Masked(
-            **state._asdict(),
+        v = _Loop(
+            **state._replace(
+                # In-place ring writes below must not reach the caller's state tensors.
+                old_dirs=state.old_dirs.clone(),
+                old_stps=state.old_stps.clone(),
+                ro=state.ro.clone(),
+                func_evals=state.func_evals + 1,
+            )._asdict(),
             x=x,
             loss=f0,
             g=g0,
             gtd=x.new_zeros(R),
-            n_local=torch.zeros(R, **i64),  # iterations in this call (torch's local n_iter)
-            evals=torch.ones(R, **i64),  # evaluations in this call (torch's current_evals)
+            n_local=torch.zeros(R, **i64),
+            evals=torch.ones(R, **i64),
         )
-        v.func_evals = v.func_evals + 1
-        # In-place ring writes below must not reach the caller's state tensors.
-        v.old_dirs, v.old_stps, v.ro = v.old_dirs.clone(), v.old_stps.clone(), v.ro.clone()
         search = StrongWolfe(x) if wolfe else None
 
         def start_search(go: Tensor) -> Tensor:
@@ -203,9 +218,8 @@ class LBFGS(Optimizer):
             return search.start(go, v.t, v.loss, v.g, v.gtd, v.d, hp["max_eval"] - v.evals)
 
         running = ~(g0.abs().amax(-1) <= hp["tolerance_grad"])
-        live = getattr(oracle, "active", None)  # runs the harness has frozen need no work
-        if live is not None:
-            running = running & live
+        if oracle.active is not None:  # runs the harness has frozen need no work
+            running = running & oracle.active
         running = self._begin(running, v, hp)
         running = start_search(running) if wolfe else self._move(running, v, hp)
         while True:
@@ -235,11 +249,10 @@ class LBFGS(Optimizer):
             else:
                 running = self._move(go, v, hp)
 
-        new_state = LBFGSState(**{k: getattr(v, k) for k in LBFGSState._fields})
-        return v.x, new_state, f0
+        return v.x, v.state(), f0
 
     # -- the pieces of the loop ------------------------------------------------------------------
-    def _begin(self, go: Tensor, v: Masked, hp: dict[str, Tensor]) -> Tensor:
+    def _begin(self, go: Tensor, v: _Loop, hp: dict[str, Tensor]) -> Tensor:
         """Start an iteration where ``go``: update the history, find d and t; returns the runs
         that go on (those whose directional derivative g.d is below -tolerance_change)."""
         m = self.hp["history_size"]
@@ -298,14 +311,14 @@ class LBFGS(Optimizer):
         return go & ~(v.gtd > -hp["tolerance_change"])
 
     @staticmethod
-    def _move(go: Tensor, v: Masked, hp: dict[str, Tensor]) -> Tensor:
+    def _move(go: Tensor, v: _Loop, hp: dict[str, Tensor]) -> Tensor:
         """Fixed step x + t d where ``go``; returns the runs that re-evaluate there (torch skips
         the evaluation in the last iteration of a call)."""
         v.put(go, x=torch.addcmul(v.x, v.t[:, None], v.d))
         return go & (v.n_local != hp["max_iter"])
 
     @staticmethod
-    def _converged(v: Masked, hp: dict[str, Tensor]) -> Tensor:
+    def _converged(v: _Loop, hp: dict[str, Tensor]) -> Tensor:
         """torch's end-of-iteration stopping tests, per run."""
         return (
             (v.n_local == hp["max_iter"])

@@ -61,7 +61,9 @@ import torch
 from torch import Tensor
 
 from optzoo.errors import ConfigError
+from optzoo.linalg import matvec
 from optzoo.optimizers.base import Hyper, Optimizer
+from optzoo.oracle import CountedOracle, live_runs
 
 LINE_SEARCHES = (None, "backtracking")
 
@@ -124,7 +126,7 @@ class Newton(Optimizer):
         return NewtonState(damping=self.per_run(x, 1.0)["damping"].clone())
 
     @torch.no_grad()
-    def step(self, x: Tensor, state: NewtonState, oracle, lr_scale: Hyper = 1.0):
+    def step(self, x: Tensor, state: NewtonState, oracle: CountedOracle, lr_scale: Hyper = 1.0):
         """One Newton step of every run: returns ``(x_new, state, f(x))``."""
         hp = self.per_run(x, lr_scale)
         f, g = oracle.value_and_grad(x)
@@ -136,10 +138,10 @@ class Newton(Optimizer):
             if self.hp["saddle_free"]:
                 w, V, Vg = spectrum.get()
                 curvature = w.abs().clamp(min=hp["eig_floor"][:, None]) + lam[:, None]
-                return _matvec(V, Vg / curvature)
+                return matvec(V, Vg / curvature)
             return self._solve(H, g, spectrum, lam)
 
-        searching = finite & _live(oracle, x)
+        searching = finite & live_runs(oracle, x)
         if self.hp["adaptive"]:
             x_new, lam = self._levenberg_marquardt(
                 x, f, oracle, direction, state.damping, hp, searching
@@ -169,7 +171,7 @@ class Newton(Optimizer):
         cutoff = n * torch.finfo(H.dtype).eps * mu.abs().amax(-1, keepdim=True)
         kept = mu.abs() > cutoff
         inv = torch.where(kept, 1.0 / torch.where(kept, mu, 1.0), 0.0)
-        p_pinv = _matvec(V, inv * Vg)
+        p_pinv = matvec(V, inv * Vg)
         singular = (info != 0) | ~torch.isfinite(p_lu).all(-1) | ~kept.all(-1)
         return torch.where(ok[:, None], p, torch.where(singular[:, None], p_pinv, p_lu))
 
@@ -226,7 +228,7 @@ class _Spectrum:
             # eigh has no error-free variant: give it zeros where H is not finite (those runs
             # get a NaN step anyway).
             w, V = torch.linalg.eigh(torch.where(self.finite[:, None, None], self.H, 0.0))
-            self.value = (w, V, _matvec(V.transpose(-1, -2), self.g))
+            self.value = (w, V, matvec(V.transpose(-1, -2), self.g))
         return self.value
 
 
@@ -244,21 +246,8 @@ def _cholesky_solve(A: Tensor, g: Tensor) -> tuple[Tensor, Tensor]:
     eye = torch.eye(n, dtype=A.dtype, device=A.device).expand_as(A)
     L_inv = torch.linalg.solve_triangular(L, eye, upper=False)
     # p = L^-T (L^-1 g): the two triangular solves of cholesky_solve, with L^-1 already at hand.
-    p = _matvec(L_inv.transpose(-1, -2), _matvec(L_inv, g))
+    p = matvec(L_inv.transpose(-1, -2), matvec(L_inv, g))
     lower = 1.0 / (L_inv * L_inv).sum((-1, -2))
     upper = torch.diagonal(A, dim1=-2, dim2=-1).sum(-1)
     safe = (info == 0) & (lower > n * torch.finfo(A.dtype).eps * upper)
     return p, safe & torch.isfinite(p).all(-1)
-
-
-def _matvec(A: Tensor, v: Tensor) -> Tensor:
-    """A_r v_r per run, as a product and a sum (batched matmul may round differently for
-    different batch sizes; this does not)."""
-    return (A * v[..., None, :]).sum(-1)
-
-
-def _live(oracle, x: Tensor) -> Tensor:
-    """The runs to search for: all but those the harness has frozen (``oracle.active``)."""
-    live = getattr(oracle, "active", None)
-    ones = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
-    return ones if live is None else ones & live

@@ -53,8 +53,10 @@ import torch
 from torch import Tensor
 
 from optzoo.errors import ConfigError
+from optzoo.linalg import matvec
 from optzoo.optimizers.base import Hyper, Optimizer
 from optzoo.optimizers.linesearch import C1, C2, Backtracking, StrongWolfe, exact_step
+from optzoo.oracle import CountedOracle, live_runs
 
 LINE_SEARCHES = ("strong_wolfe", "backtracking", "exact")
 UPDATES = ("bfgs", "dfp")
@@ -84,11 +86,6 @@ def dense_bytes(rows: int, dim: int, dtype: torch.dtype) -> int:
 def _dot(a: Tensor, b: Tensor) -> Tensor:
     """Row-wise dot products ``(R, d), (R, d) -> (R,)``."""
     return torch.linalg.vecdot(a, b)
-
-
-def _matvec(A: Tensor, v: Tensor) -> Tensor:
-    """A_r v_r per run as a product and a row sum, which rounds the same in any batch."""
-    return (A * v[:, None, :]).sum(-1)
 
 
 def _outer(a: Tensor, b: Tensor) -> Tensor:
@@ -144,9 +141,7 @@ class BFGS(Optimizer):
 
     def _per_run(self, x: Tensor, lr_scale: Hyper) -> dict[str, Tensor]:
         """:meth:`per_run`, with the line search's evaluation cap as a count."""
-        hp = self.per_run(x, lr_scale)
-        hp["max_ls"] = hp["max_ls"].round().to(torch.int64)
-        return hp
+        return self.per_run(x, lr_scale, counts=("max_ls",))
 
     def init(self, x: Tensor) -> QuasiNewtonState:
         R, n = x.shape
@@ -171,13 +166,13 @@ class BFGS(Optimizer):
         )
 
     @torch.no_grad()
-    def step(self, x: Tensor, state: QuasiNewtonState, oracle, lr_scale: Hyper = 1.0):
+    def step(
+        self, x: Tensor, state: QuasiNewtonState, oracle: CountedOracle, lr_scale: Hyper = 1.0
+    ):
         """One iteration of every run: returns ``(x_new, state, f(x))``."""
         hp = self._per_run(x, lr_scale)
         R, n = x.shape
-        live = torch.ones(R, dtype=torch.bool, device=x.device)
-        if getattr(oracle, "active", None) is not None:  # runs the harness froze need no work
-            live = live & oracle.active
+        live = live_runs(oracle, x)  # runs the harness froze need no work
 
         # f and g at x: carried over from the last step, unless x is not that step's point.
         f, g = state.f, state.g
@@ -189,7 +184,7 @@ class BFGS(Optimizer):
         moving = live & ~(g.abs().amax(-1) <= hp["tolerance_grad"])
         eye = torch.eye(n, dtype=x.dtype, device=x.device)
         H, n_updates = state.H, state.n_updates
-        d = -_matvec(H, g)
+        d = -matvec(H, g)
         gtd = _dot(g, d)
         # g.d >= 0 means H is not positive definite any more: start again from H0 (steepest
         # descent). A run with a non-finite gradient goes on with NaNs and the harness stops it.
@@ -256,7 +251,7 @@ class BFGS(Optimizer):
             yy = _dot(y, y)
             gamma = ys / torch.where(yy > 0, yy, 1.0)
             H = torch.where((scale & (yy > 0))[:, None, None], gamma[:, None, None] * H, H)
-        Hy = _matvec(H, y)
+        Hy = matvec(H, y)
         yHy = _dot(y, Hy)
         if self.hp["update"] == "bfgs":
             a = (0.5 * (rho + rho * rho * yHy))[:, None] * s - rho[:, None] * Hy

@@ -1,25 +1,23 @@
 """The counted oracle: the only way an optimizer sees a loss.
 
-Every evaluation is counted per run: function values, gradients, Hessian-vector products and
-Hessians. Cost in gradient evaluations is ``nf + ng + 2 nhvp + 2d nh``: a function value is
-charged as much as a gradient, an HVP as two (a forward and a backward pass more), a Hessian as
-d HVPs, 2d (the suite's one cost model; ``HESSIAN_PER_DIM``). The oracle also applies the
-suite's gradient transforms (clipping, Gaussian noise) and draws mini-batches, all per run and
-counter-based, so a run's numbers never depend on which other runs share its batch.
+Every evaluation is counted per run, by the counting all oracles share
+(:class:`optzoo.oracle.OracleBase`, which states the cost model ``nf + ng + 2 nhvp + 2d nh``
+once). :class:`Oracle` implements :class:`optzoo.oracle.CountedOracle` over a problem; it also
+applies the suite's gradient transforms (clipping, Gaussian noise) and draws mini-batches, all
+per run and counter-based, so a run's numbers never depend on which other runs share its batch.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import torch
 from torch import Tensor
 
+from optzoo import linalg
+from optzoo.linalg import hessian
+from optzoo.oracle import HESSIAN_PER_DIM, CountedOracle, Counts, OracleBase
 from optzoo.problems.base import Problem
 
 _MASK32 = 0xFFFFFFFF
-# A Hessian costs d HVPs of 2 gradient evaluations each: the cost model, stated once.
-HESSIAN_PER_DIM = 2
 
 
 def hash32(x: Tensor) -> Tensor:
@@ -60,16 +58,7 @@ def counter_normal(
     return z.to(dtype)
 
 
-class Counts(NamedTuple):
-    """Per-run evaluation counts, each ``(R,)`` int64."""
-
-    nf: Tensor
-    ng: Tensor
-    nhvp: Tensor
-    nh: Tensor
-
-
-class Oracle:
+class Oracle(OracleBase):
     """Counted access to ``problem`` for a batch of R runs.
 
     Arguments:
@@ -81,9 +70,10 @@ class Oracle:
         noise_std: add N(0, noise_std^2) to each gradient coordinate (0: off).
         batch_size: mini-batch size for a problem with mini-batch access (None: full batch).
 
-    Every method takes an optional ``active`` mask ``(R,)``: only active runs are counted. All
-    runs are computed (a frozen run's numbers are simply not used), so the step stays one tensor
-    program with no branch on tensor values.
+    Every method takes an optional ``active`` mask ``(R,)``: only active runs (within
+    :attr:`active`, the runs the harness has not frozen) are counted. All runs are computed (a
+    frozen run's numbers are simply not used), so the step stays one tensor program with no
+    branch on tensor values.
     """
 
     def __init__(
@@ -98,11 +88,9 @@ class Oracle:
         batch_size: int | None = None,
         device: torch.device | str | None = None,
     ) -> None:
+        super().__init__(R, problem.dim, device)
         self.problem = problem
-        self.R = int(R)
-        self.d = problem.dim
-        dev = torch.device(device) if device is not None else torch.device("cpu")
-        self.device = dev
+        dev = self.device
         self.seeds = (
             torch.zeros(self.R, dtype=torch.int64, device=dev)
             if seeds is None
@@ -112,29 +100,11 @@ class Oracle:
         self.clip_value = clip_value
         self.noise_std = float(noise_std)
         self.batch_size = batch_size if problem.stochastic else None
-        z = torch.zeros(self.R, dtype=torch.int64, device=dev)
-        self.counts = Counts(z.clone(), z.clone(), z.clone(), z.clone())
-        # grad_evals as a running total (the harness reads it twice a step). It is replaced, never
-        # written in place, so a value read earlier keeps its numbers.
-        self._evals = z.clone()
-        # The harness sets this to the runs still going; frozen runs are computed but not counted.
-        self.active: Tensor | None = None
         # The last raw (untransformed) gradient; its norm per run is computed when first read.
         self._last_grad: Tensor | None = None
         self._last_grad_norm: Tensor | None = None
 
     # -- bookkeeping ---------------------------------------------------------------------------
-    def _count(self, field: str, active: Tensor | None) -> None:
-        if active is None:
-            active = self.active
-        elif self.active is not None:
-            active = active & self.active
-        c = getattr(self.counts, field)
-        step = 1 if active is None else active.to(torch.int64)
-        c += step
-        weight = {"nhvp": 2, "nh": HESSIAN_PER_DIM * self.d}.get(field, 1)
-        self._evals = self._evals + (step if weight == 1 else weight * step)
-
     @property
     def last_grad_norm(self) -> Tensor | None:
         """Norm of the last raw (untransformed) gradient per run, ``(R,)``, for plateau statistics;
@@ -143,15 +113,6 @@ class Oracle:
         if self._last_grad_norm is None and self._last_grad is not None:
             self._last_grad_norm = torch.linalg.vector_norm(self._last_grad, dim=-1)
         return self._last_grad_norm
-
-    def restore_evals(self, evals: Tensor) -> None:
-        """Set the running cost after the harness refunds a step it did not take (budget)."""
-        self._evals = evals
-
-    @property
-    def grad_evals(self) -> Tensor:
-        """Cost per run in gradient evaluations, ``(R,)``: ``nf + ng + 2 nhvp + 2d nh``."""
-        return self._evals
 
     # -- the loss ------------------------------------------------------------------------------
     def _loss(self, x: Tensor) -> Tensor:
@@ -206,13 +167,9 @@ class Oracle:
 
     def hvp(self, x: Tensor, v: Tensor, active: Tensor | None = None) -> Tensor:
         """Hessian-vector products H(x_r) v_r, shape ``(R, d)``, on the full loss."""
-        with torch.enable_grad():
-            xr = x.detach().requires_grad_(True)
-            f = self.problem.fn(xr)
-            (g,) = torch.autograd.grad(f.sum(), xr, create_graph=True)
-            (hv,) = torch.autograd.grad((g * v).sum(), xr)
+        hv = linalg.hvp(self.problem.fn, x, v)
         self._count("nhvp", active)
-        return hv.detach()
+        return hv
 
     def hessian(self, x: Tensor, active: Tensor | None = None) -> Tensor:
         """Hessians ``(R, d, d)`` on the full loss: the problem's analytic one where it has one."""
@@ -222,27 +179,14 @@ class Oracle:
         return H
 
 
-def hessian(fn, x: Tensor) -> Tensor:
-    """Batched Hessians of a batched loss: ``x (R, d) -> (R, d, d)``.
-
-    One reverse pass for the gradient with its graph kept, then one double-backward pass per
-    coordinate, each for all R runs at once (runs are independent, so the gradient of the summed
-    loss is every run's own gradient). Measured on this suite's problems it is 4-8x faster than
-    ``vmap(torch.func.hessian)``, whose per-call tracing dominates at these sizes.
-    """
-    d = x.shape[-1]
-    with torch.enable_grad():
-        xr = x.detach().requires_grad_(True)
-        (g,) = torch.autograd.grad(fn(xr).sum(), xr, create_graph=True)
-        rows = []
-        for i in range(d):
-            if g.requires_grad:
-                (h,) = torch.autograd.grad(
-                    g[:, i].sum(), xr, retain_graph=i < d - 1, allow_unused=True
-                )
-            else:
-                h = None  # the gradient is constant: a linear loss has a zero Hessian
-            rows.append(torch.zeros_like(xr) if h is None else h)
-    H = torch.stack(rows, dim=-2).detach()
-    # Symmetrize: the two halves of a Hessian can differ in the last bit.
-    return 0.5 * (H + H.transpose(-1, -2))
+__all__ = [
+    "HESSIAN_PER_DIM",
+    "CountedOracle",
+    "Counts",
+    "Oracle",
+    "OracleBase",
+    "counter_normal",
+    "counter_uniform",
+    "hash32",
+    "hessian",
+]

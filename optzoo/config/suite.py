@@ -72,15 +72,9 @@ from typing import Any
 
 import tomllib
 
+from optzoo.config import schedules
 from optzoo.errors import ConfigError
 
-SCHEDULES = {
-    "constant": (),
-    "piecewise": ("milestones", "gamma"),
-    "inverse_time": ("decay",),
-    "exponential": ("gamma",),
-    "cosine": ("eta_min",),
-}
 DTYPES = ("float32", "float64")
 DEVICES = ("cpu", "cuda")
 SUITE_KEYS = {
@@ -191,21 +185,9 @@ class Suite:
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
     def lr_factor(self, t: int) -> float:
-        """The learning-rate schedule's multiplier at step t (0-based)."""
-        s = self.schedule
-        kind = s["kind"]
-        if kind == "constant":
-            return 1.0
-        if kind == "piecewise":
-            return float(s.get("gamma", 0.1)) ** sum(t >= m for m in s.get("milestones", []))
-        if kind == "inverse_time":
-            return 1.0 / (1.0 + float(s.get("decay", 1e-3)) * t)
-        if kind == "exponential":
-            return float(s.get("gamma", 0.999)) ** t
-        if kind == "cosine":
-            lo = float(s.get("eta_min", 0.0))
-            return lo + (1 - lo) * 0.5 * (1 + math.cos(math.pi * min(t, self.steps) / self.steps))
-        raise AssertionError(kind)
+        """The learning-rate schedule's multiplier at step t (0-based); see
+        :mod:`optzoo.config.schedules`."""
+        return schedules.lr_factor(self.schedule, t, self.steps)
 
     def replace(self, **changes: Any) -> Suite:
         d = {**self.__dict__, **changes}
@@ -357,7 +339,7 @@ def check_suite(suite: Suite) -> None:
         raise ConfigError(
             f"Suite stop_on_success must be True or False, got {suite.stop_on_success!r}"
         )
-    put(suite, "schedule", _schedule(suite.schedule))
+    put(suite, "schedule", schedules.check(suite.schedule))
 
 
 def parse(data: dict, default_name: str = "suite") -> Suite:
@@ -419,7 +401,7 @@ def parse(data: dict, default_name: str = "suite") -> Suite:
     if "batch_size" in opts:
         kw["batch_size"] = _int("options.batch_size", opts["batch_size"], 1, MAX_STEPS)
     if "schedule" in opts:
-        kw["schedule"] = _schedule(opts["schedule"])
+        kw["schedule"] = schedules.check(opts["schedule"])
 
     probs = data.get("problems")
     if not isinstance(probs, list) or not probs:
@@ -567,26 +549,6 @@ def check_device(where: str, device: str) -> None:
             raise ConfigError(f"{where} = cuda: no CUDA device is available here; use cpu")
 
 
-def _schedule(s: Any) -> dict:
-    if isinstance(s, str):
-        s = {"kind": s}
-    if not isinstance(s, dict) or s.get("kind") not in SCHEDULES:
-        got = s.get("kind") if isinstance(s, dict) else s
-        raise ConfigError(
-            f"options.schedule: unknown kind {got!r}; allowed: {', '.join(SCHEDULES)}"
-        )
-    _check_keys(f"options.schedule ({s['kind']})", s, {"kind", *SCHEDULES[s["kind"]]})
-    for k, v in s.items():
-        if k == "kind":
-            continue
-        if k == "milestones":
-            if not isinstance(v, list) or not all(isinstance(m, int) and m > 0 for m in v):
-                raise ConfigError("options.schedule.milestones must be a list of whole steps > 0")
-        else:
-            _num(f"options.schedule.{k}", v, lo=0.0)
-    return dict(s)
-
-
 def load(path: str | Path) -> Suite:
     """Read and validate a suite file. Any problem raises ConfigError naming the file."""
     p = Path(path)
@@ -605,9 +567,10 @@ def load(path: str | Path) -> Suite:
 
 
 def configs_dir() -> Path:
-    """The suites that ship with optzoo (configs/ beside the package)."""
-    here = Path(__file__).resolve().parent
-    for cand in (here.parent / "configs", here / "configs"):
+    """The suites that ship with optzoo: configs/ beside the package in a checkout, the package
+    data ``optzoo.configs`` (optzoo/configs/) in an installed copy."""
+    package = Path(__file__).resolve().parent.parent  # optzoo/
+    for cand in (package.parent / "configs", package / "configs"):
         if cand.is_dir():
             return cand
     raise ConfigError("the shipped configs/ directory is missing")
