@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -27,8 +28,10 @@ from torch import Tensor
 
 from optzoo import harness, metrics
 from optzoo.config import Suite
-from optzoo.optimizers.base import Optimizer
 from optzoo.problems.base import Problem
+
+if TYPE_CHECKING:  # the class is passed in; this module runs no optimizer of its own choosing
+    from optzoo.optimizers.base import Optimizer
 
 BASIN_CATEGORIES = ("multimodal", "saddle")  # the categories whose basins the report maps
 GRID = 40  # starts per axis: 1,600 per map, enough to show a basin's shape

@@ -25,14 +25,19 @@ import torch
 from torch import Tensor
 
 
-def step_cosine(s: Tensor, prev: Tensor) -> tuple[Tensor, Tensor]:
+def step_cosine(
+    s: Tensor, prev: Tensor, norm: Tensor | None = None, prev_norm: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
     """Cosine between successive steps ``prev`` and ``s`` (both ``(R, d)``), per run.
 
-    Returns ``(cos, defined)``, each ``(R,)``: ``defined`` is False where either step is zero,
-    and ``cos`` is then 0 (not NaN), so that a masked sum needs no second ``where``.
+    ``norm`` and ``prev_norm`` are their norms ``(R,)``, computed here unless the caller has
+    them. Returns ``(cos, defined)``, each ``(R,)``: ``defined`` is False where either step is
+    zero, and ``cos`` is then 0 (not NaN), so that a masked sum needs no second ``where``.
     """
-    norm = torch.linalg.vector_norm(s, dim=-1)
-    prev_norm = torch.linalg.vector_norm(prev, dim=-1)
+    if norm is None:
+        norm = torch.linalg.vector_norm(s, dim=-1)
+    if prev_norm is None:
+        prev_norm = torch.linalg.vector_norm(prev, dim=-1)
     defined = (norm > 0) & (prev_norm > 0)
     cos = (s * prev).sum(-1) / (norm * prev_norm).clamp(min=1e-300)
     return torch.where(defined, cos, 0.0), defined
@@ -51,17 +56,25 @@ class StepCosine:
     def __init__(self, R: int, d: int, device: torch.device | str = "cpu") -> None:
         kw = {"dtype": torch.float64, "device": device}
         self.prev = torch.zeros(R, d, **kw)  # the last step each run took (zero before its first)
+        self.prev_norm = torch.zeros(R, **kw)
         self.cos_sum = torch.zeros(R, **kw)
         self.pairs = torch.zeros(R, **kw)
 
-    def update(self, step: Tensor, active: Tensor) -> None:
-        """Add the pair (previous step, ``step``) of each run in ``active``."""
+    def update(self, step: Tensor, active: Tensor, norm: Tensor | None = None) -> None:
+        """Add the pair (previous step, ``step``) of each run in ``active``.
+
+        ``norm``: the step's norms ``(R,)`` in float64 when the caller has them (the harness
+        does, for the path length), saving one reduction per step.
+        """
         s = step.to(torch.float64)
-        cos, defined = step_cosine(s, self.prev)
+        if norm is None:
+            norm = torch.linalg.vector_norm(s, dim=-1)
+        cos, defined = step_cosine(s, self.prev, norm, self.prev_norm)
         counted = active & defined
         self.cos_sum += torch.where(counted, cos, 0.0)
-        self.pairs += counted.to(torch.float64)
+        self.pairs += counted
         torch.where(active[:, None], s, self.prev, out=self.prev)
+        torch.where(active, norm, self.prev_norm, out=self.prev_norm)
 
     def result(self) -> Tensor:
         """Mean cosine per run ``(R,)``; NaN where no pair was counted."""

@@ -161,3 +161,15 @@ def test_step_cos_q50_is_the_median_over_runs_with_a_value():
     assert step_cos_q50(np.array([0.2, 0.4])) == pytest.approx(0.3)
     assert math.isnan(step_cos_q50(np.array([np.nan, np.nan])))
     assert math.isnan(step_cos_q50(np.array([])))
+
+
+def test_given_norms_change_nothing():
+    gen = torch.Generator().manual_seed(5)
+    steps = torch.randn(20, 8, 3, generator=gen, dtype=torch.float64)
+    steps[5, 2] = 0.0
+    plain, given = StepCosine(8, 3), StepCosine(8, 3)
+    for t in range(20):
+        active = torch.arange(8) != t % 8
+        plain.update(steps[t], active)
+        given.update(steps[t], active, torch.linalg.vector_norm(steps[t], dim=-1))
+    assert torch.equal(plain.result(), given.result())

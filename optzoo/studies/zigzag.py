@@ -82,7 +82,7 @@ class ZigzagMeter:
             flip = (pair & (c * self.prev_c < 0)).double()
             self.local[:, 0].index_add_(0, b, flip)
             self.local[:, 1].index_add_(0, b, pair.double())
-        cos, defined = step_cosine(s, self.prev_s)
+        cos, defined = step_cosine(s, self.prev_s, norm)
         has_cos = within & defined
         self.cos_sum += torch.where(has_cos, cos, 0.0)
         self.n_cos += has_cos.double()
