@@ -7,7 +7,8 @@ crawls scores as straight. The measures here look at the direction of the steps 
   whose components s . v have opposite signs. Gradient descent x <- x - eta H x on a quadratic
   multiplies that component by (1 - eta L) each step, so it flips every step exactly when
   eta > 1/L, and never when eta < 1/L (Goh 2017, "Why momentum really works", Distill);
-- **mean cosine** between successive steps: near 1 for a straight path, negative for a zigzag.
+- **mean cosine** between successive steps (:func:`optzoo.oscillation.step_cosine`, the
+  definition the suite's landscape table uses): near 1 for a straight path, negative for a zigzag.
 
 Pairs whose components are round-off (below 1e-8 of the step) are not counted, and each run is
 measured over its first ``window`` steps or until it reaches its target, whichever is first, so a
@@ -21,6 +22,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from optzoo.oscillation import step_cosine
 from optzoo.studies.rollout import Step
 
 _TINY = 1e-8  # a component below this share of its step is round-off, not a direction
@@ -80,9 +82,8 @@ class ZigzagMeter:
             flip = (pair & (c * self.prev_c < 0)).double()
             self.local[:, 0].index_add_(0, b, flip)
             self.local[:, 1].index_add_(0, b, pair.double())
-        prev_norm = torch.linalg.vector_norm(self.prev_s, dim=-1)
-        has_cos = within & (norm > 0) & (prev_norm > 0)
-        cos = (s * self.prev_s).sum(-1) / (norm * prev_norm).clamp(min=1e-300)
+        cos, defined = step_cosine(s, self.prev_s, norm)
+        has_cos = within & defined
         self.cos_sum += torch.where(has_cos, cos, 0.0)
         self.n_cos += has_cos.double()
         self.path += torch.where(within, norm, 0.0)
