@@ -251,17 +251,19 @@ def hp_stats(runs: pd.DataFrame, hits: dict[str, Hits]) -> pd.DataFrame:
     success_rate, art (at the success target), art_<delta_f> for each table target (NaN when
     the problem has no such target), steps_q25/q50/q75 and evals_q25/q50/q75 (to the success
     target, successful runs only), f_best_q25/q50/q75, f_final_q25/q50/q75, diverged,
-    endpoints, zigzag_q50, efficiency_q25/q50/q75, flat_steps_q50, max_step_q50,
+    endpoints, zigzag_q50, step_cos_q50, efficiency_q25/q50/q75, flat_steps_q50, max_step_q50,
     escape_step_q50.
     """
     rows = []
     if "split" not in runs:
         runs = runs.assign(split="test")
+    if "step_cos" not in runs:  # stores written before the column existed
+        runs = runs.assign(step_cos=np.nan)
     keys = ["problem", "optimizer", "hp_id", "split"]
     # Columns as plain numpy arrays once: a per-group pandas lookup costs more than its maths.
     names = ("category", "hp", "lr", "hp_default", "row", "evals", "f_best", "f_final", "status",
              "endpoint", "path_length", "displacement", "flat_steps", "max_step",
-             "escape_step")  # fmt: skip
+             "escape_step", "step_cos")  # fmt: skip
     col = {
         k: runs[k].to_numpy(dtype=object if k in ("status", "endpoint") else None) for k in names
     }
@@ -303,6 +305,7 @@ def hp_stats(runs: pd.DataFrame, hits: dict[str, Hits]) -> pd.DataFrame:
         eff = path_efficiency(g["path_length"], g["displacement"])
         rec["efficiency_q25"], rec["efficiency_q50"], rec["efficiency_q75"] = quartiles(eff)
         rec["zigzag_q50"] = quartiles(zigzag(g["path_length"], g["displacement"]))[1]
+        rec["step_cos_q50"] = quartiles(g["step_cos"])[1]  # NaN runs (< 2 steps) left out
         rec["flat_steps_q50"] = quartiles(g["flat_steps"])[1]
         rec["max_step_q50"] = quartiles(g["max_step"])[1]
         rec["escape_step_q50"] = quartiles(escape_steps(g["escape_step"]))[1]

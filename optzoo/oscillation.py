@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -79,13 +78,3 @@ class StepCosine:
     def result(self) -> Tensor:
         """Mean cosine per run ``(R,)``; NaN where no pair was counted."""
         return torch.where(self.pairs > 0, self.cos_sum / self.pairs.clamp(min=1), math.nan)
-
-
-def step_cos_q50(step_cos: np.ndarray) -> float:
-    """The landscape table's ``step_cos_q50``: median step cosine over runs, NaN runs left out.
-
-    NaN when no run has a value (every run took fewer than two non-zero steps).
-    """
-    v = np.asarray(step_cos, dtype=float)
-    v = v[np.isfinite(v)]
-    return float(np.median(v)) if v.size else math.nan

@@ -83,6 +83,12 @@ RUN: tuple[Column, ...] = (
     Column("path_length", "float64", "sum of step norms"),
     Column("displacement", "float64", "|x_final - x0|"),
     Column("max_step", "float64", "largest step norm"),
+    Column(
+        "step_cos",
+        "float64",
+        "mean cosine between successive steps (+1 straight, < 0 zigzag; pairs with a zero step "
+        "left out; NaN with fewer than two steps)",
+    ),
     Column("flat_steps", "int64", "steps with raw |g| below options.plateau_grad"),
     Column("grad_norm_final", "float64", "raw |g| at the last gradient evaluation"),
     Column(

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from optzoo import problems
-from optzoo.oscillation import StepCosine, step_cos_q50, step_cosine
+from optzoo.oscillation import StepCosine, step_cosine
 
 
 def gd_quadratic(h: torch.Tensor, eta: torch.Tensor, x0: torch.Tensor, steps: int) -> StepCosine:
@@ -154,13 +154,6 @@ def test_step_cosine_returns_zero_where_undefined():
     )
     assert defined.tolist() == [False, True]
     assert cos[0] == 0.0 and cos[1] == pytest.approx(1.0)
-
-
-def test_step_cos_q50_is_the_median_over_runs_with_a_value():
-    assert step_cos_q50(np.array([0.5, np.nan, -1.0, 1.0])) == 0.5
-    assert step_cos_q50(np.array([0.2, 0.4])) == pytest.approx(0.3)
-    assert math.isnan(step_cos_q50(np.array([np.nan, np.nan])))
-    assert math.isnan(step_cos_q50(np.array([])))
 
 
 def test_given_norms_change_nothing():

@@ -22,6 +22,7 @@ from optzoo.harness.endpoints import endpoints
 from optzoo.harness.grid import Row, batched_hp, trace_steps
 from optzoo.harness.targets import Targets
 from optzoo.optimizers.base import Optimizer
+from optzoo.oscillation import StepCosine
 from optzoo.problems.base import Problem
 from optzoo.problems.oracle import Oracle
 from optzoo.runtime import OneThread, padded_size
@@ -77,6 +78,7 @@ class Recorder:
         self.f_best = torch.full((R,), float("inf"), **f64)
         self.path_length = torch.zeros(R, **f64)
         self.max_step = torch.zeros(R, **f64)
+        self.step_cos = StepCosine(R, problem.dim, device)
         self.flat_steps = torch.zeros(R, **i64)
         self.grad_norm = torch.full((R,), float("nan"), **f64)
         self.escape_step = torch.full((R,), -1, **i64)
@@ -123,8 +125,12 @@ class Recorder:
         torch.where(active, gn, self.grad_norm, out=self.grad_norm)
         self.flat_steps += (active & (gn < plateau_grad)).to(torch.int64)
 
-    def moved(self, dx: Tensor) -> None:
-        """The step norms of the runs that moved (0 for the others)."""
+    def moved(self, step: Tensor, go: Tensor) -> None:
+        """The step ``x_new - x`` of every run; only the runs in ``go`` take it."""
+        s = step.to(torch.float64)
+        norm = torch.linalg.vector_norm(s, dim=-1)
+        self.step_cos.update(s, go, norm)
+        dx = norm * go
         self.path_length += dx
         torch.maximum(self.max_step, dx, out=self.max_step)
 
@@ -295,7 +301,7 @@ def _steps(
         if suite.evals > 0:
             stop |= evals_after >= suite.evals
         go = st.active & ~stop
-        rec.moved(torch.linalg.vector_norm((x_new - x).to(torch.float64), dim=-1) * go)
+        rec.moved(x_new - x, go)
         st.steps += go.to(torch.int64)
         x = torch.where(go[:, None], x_new, x)
         st.active = go
@@ -353,6 +359,7 @@ def _records(
         .cpu()
         .numpy(),
         "max_step": rec.max_step[:n].cpu().numpy(),
+        "step_cos": rec.step_cos.result()[:n].cpu().numpy(),
         "flat_steps": rec.flat_steps[:n].cpu().numpy(),
         "grad_norm_final": rec.grad_norm[:n].cpu().numpy(),
         "escape_step": rec.escape_step[:n].cpu().numpy(),
