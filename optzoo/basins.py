@@ -26,8 +26,9 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from optzoo import harness, metrics
+from optzoo import metrics
 from optzoo.config import Suite
+from optzoo.harness.loop import Batch, run_batch
 from optzoo.problems.base import Problem
 
 if TYPE_CHECKING:  # the class is passed in; this module runs no optimizer of its own choosing
@@ -102,7 +103,7 @@ def basin_map(
         raise ValueError(f"basin_map: n must be at least 2, got {n}")
     starts = start_grid(problem.bounds, n)
     rows = [(0, i, 0) for i in range(n * n)]
-    rec = harness._run_batch(
+    batch = Batch(
         suite.replace(paths=0),
         problem,
         optimizer,
@@ -112,8 +113,8 @@ def basin_map(
         starts,
         getattr(torch, suite.dtype),
         torch.device(suite.device),
-        None,
     )
+    rec = run_batch(batch)
     ends = pd.DataFrame({"x_final": list(rec["x_final"]), "status": rec["status"]})
     info = {**problem.info(), "f_saddle": problem.f_saddle()}
     return pd.DataFrame(

@@ -22,7 +22,7 @@ from typing import NamedTuple
 from optzoo import _pool, runtime
 from optzoo.config import OptimizerSpec, ProblemSpec, Suite
 from optzoo.errors import ConfigError
-from optzoo.harness import CellResult, merge_chunks, run_cell
+from optzoo.harness import CellResult, add_basin_map, merge_chunks, run_cell
 from optzoo.problems.base import Problem
 
 EXECUTORS = ("local", "ray")
@@ -222,5 +222,10 @@ def run_ray(
             continue
         if len(parts[i]) == n_chunks[i]:
             chunks = [parts[i][k] for k in range(n_chunks[i])]
-            yield tasks[i], chunks[0] if len(chunks) == 1 else merge_chunks(chunks)
+            if len(chunks) == 1:
+                yield tasks[i], chunks[0]
+            else:
+                whole = merge_chunks(chunks)
+                t = tasks[i]
+                yield t, add_basin_map(suite, t.problem, t.optimizer, None, whole)
             del parts[i]

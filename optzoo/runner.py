@@ -112,6 +112,7 @@ def _write(
         "traces": res.traces,
         "paths": res.paths,
         "landscape": res.landscape,
+        "basins": res.basins,
     }
     store.write_cell(res.cell, frames, res.problem, res.meta)
     if log is not None:

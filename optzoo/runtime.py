@@ -99,6 +99,7 @@ def peak_bytes(size: CellSize, state: int, hessians: bool, trace_points: int) ->
     """The estimated peak memory of a cell in bytes (see the module docstring)."""
     R, d, b = size.runs, size.dim, size.dtype_bytes
     total = 16 * R * d * b + state
+    total += 8 * R * d  # the previous step, for the step cosine (float64)
     total += 16 * R * trace_points + 2 * 52 * R * 8 + 8 * 17 * R
     total += 24 * (size.steps + 1) * size.paths
     if hessians:

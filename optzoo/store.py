@@ -4,11 +4,13 @@ Layout of a results directory::
 
     manifest.json                    the suite, versions, git commit, machine, seed
     .lock                            the PID of the process writing here (see :func:`locked`)
-    cells/<cell>.runs.parquet        one row per run (see harness.RUN_COLUMNS)
+    cells/<cell>.runs.parquet        one row per run (see schema.RUN)
     cells/<cell>.traces.parquet      f and cost at log-spaced steps, every run
     cells/<cell>.paths.parquet       full trajectories of a few runs (2-D problems only)
     cells/<cell>.landscape.parquet   f on a 101 x 101 grid over the box (2-D problems; the
                                      first optimizer's cell of each problem only)
+    cells/<cell>.basins.parquet      where each start of an n x n grid ends at the cell's chosen
+                                     setting (2-D multimodal and saddle problems; basin_grid)
     cells/<cell>.problem.json        the problem's facts (f*, minimizers, saddles, bounds)
     cells/<cell>.done.json           written last: the cell is complete; holds its wall time and
                                      the size of each of its files
@@ -47,7 +49,7 @@ from optzoo.errors import ConfigError
 MANIFEST = "manifest.json"
 CELLS = "cells"
 LOCK = ".lock"
-KINDS = ("runs", "traces", "paths", "landscape")
+KINDS = ("runs", "traces", "paths", "landscape", "basins")
 REQUIRED = ("runs", "traces")  # every finished cell has these (the others depend on the problem)
 RUNS_ROOT = Path("runs")  # where runs go without --out, under the working directory
 NAME_LIMIT = 96  # characters of a file-system name; a cell's files stay far below 255 bytes

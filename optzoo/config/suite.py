@@ -11,6 +11,7 @@ A suite file looks like this (every key but ``problems`` and ``optimizers`` has 
     widen = 0              # times a log grid may grow by a decade when its best value is an edge
     seeds = 1              # seeds per (hyperparameters, start): mini-batches, gradient noise
     seed = 0               # base seed for starts and seeds
+    basin_grid = 0         # basin maps: n x n starts at each setting chosen (2-D); 0: none
     dtype = "float64"
     device = "cpu"
 
@@ -79,7 +80,7 @@ DTYPES = ("float32", "float64")
 DEVICES = ("cpu", "cuda")
 SUITE_KEYS = {
     "name", "steps", "evals", "starts", "tune_starts", "widen", "seeds", "seed", "dtype", "device",
-    "paths",
+    "paths", "basin_grid",
 }  # fmt: skip
 OPTION_KEYS = {
     "clip_norm",
@@ -96,6 +97,7 @@ TOP_KEYS = {"suite", "options", "problems", "optimizers"}
 # memory runs out) at run time. Memory itself is estimated per cell by optzoo.runtime.
 MAX_STEPS = 10**9  # steps or evaluations per run: far inside int64 counters
 MAX_COUNT = 10**7  # starts, seeds, kept paths
+MAX_BASIN_GRID = 1000  # starts per axis of a basin map: 10^6 runs in one batch
 MAX_SEED = 2**31 - 1  # seeds combine as seed * 1_000_003 + index in int64
 MAX_GRID = 10**5  # hyperparameter combinations of one optimizer
 MAX_LOG_POINTS = 10**4  # n of a log = [lo, hi, n] grid
@@ -156,6 +158,7 @@ class Suite:
     dtype: str = "float64"
     device: str = "cpu"
     paths: int = 1  # full trajectories are kept for the runs of the first `paths` starts (2-D)
+    basin_grid: int = 0  # basin maps from basin_grid x basin_grid starts (2-D); 0: none
     clip_norm: float | None = None
     clip_value: float | None = None
     noise_std: float = 0.0
@@ -325,6 +328,9 @@ def check_suite(suite: Suite) -> None:
     ):  # fmt: skip
         _int(f"Suite {key}", getattr(suite, key), lo)
     _int("Suite paths", suite.paths, 0)
+    _int("Suite basin_grid", suite.basin_grid, 0, MAX_BASIN_GRID)
+    if suite.basin_grid == 1:
+        raise ConfigError("Suite basin_grid must be 0 (no basin maps) or at least 2, got 1")
     if suite.dtype not in DTYPES:
         raise ConfigError(f"Suite dtype: unknown {suite.dtype!r}; allowed: {', '.join(DTYPES)}")
     if suite.device not in DEVICES:
@@ -365,6 +371,7 @@ def parse(data: dict, default_name: str = "suite") -> Suite:
         ("seeds", 1, MAX_COUNT),
         ("seed", 0, MAX_SEED),
         ("paths", 0, MAX_COUNT),
+        ("basin_grid", 0, MAX_BASIN_GRID),
     ):
         if key in head:
             kw[key] = _int(f"suite.{key}", head[key], lo, hi)

@@ -8,7 +8,8 @@ records the columns of :data:`optzoo.schema.RUN`; f and cost at log-spaced steps
 traces, and the full trajectories of the first ``suite.paths`` starts of 2-D problems to the
 paths.
 
-- :mod:`~optzoo.harness.cell`: ``run_cell``, ``merge_chunks``, ``CellResult``, grid widening;
+- :mod:`~optzoo.harness.cell`: ``run_cell``, ``merge_chunks``, ``CellResult``, grid widening,
+  the basin map of a finished cell (:mod:`optzoo.basins`);
 - :mod:`~optzoo.harness.grid`: the cell's runs, starts and per-run hyperparameters;
 - :mod:`~optzoo.harness.loop`: the step loop;
 - :mod:`~optzoo.harness.targets`: first hits of the target ladder;
@@ -17,7 +18,7 @@ paths.
 Suites (many cells, executors, the store, progress) are :mod:`optzoo.runner`'s.
 """
 
-from optzoo.harness.cell import CellResult, merge_chunks, run_cell
+from optzoo.harness.cell import CellResult, add_basin_map, merge_chunks, run_cell
 from optzoo.harness.endpoints import EIGENVALUES_KEPT, endpoints, landscape_grid
 from optzoo.harness.grid import cell_starts, make_problem, problem_key, stable_seed, trace_steps
 from optzoo.runtime import OneThread as _OneThread  # noqa: F401  (the studies' rollout)
@@ -29,6 +30,7 @@ __all__ = [
     "LADDER",
     "RUN_COLUMNS",
     "CellResult",
+    "add_basin_map",
     "cell_starts",
     "endpoints",
     "landscape_grid",

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from optzoo import catalog, metrics, optimizers
+from optzoo import basins, catalog, metrics, optimizers
 from optzoo import config as config_mod
 from optzoo.config import OptimizerSpec, ProblemSpec, Suite
 from optzoo.errors import ConfigError
@@ -40,6 +40,7 @@ class CellResult:
     problem: dict
     meta: dict
     landscape: pd.DataFrame | None = None  # f on a grid over the box (2-D problems)
+    basins: pd.DataFrame | None = None  # ends of a grid of starts at the chosen setting (2-D)
 
 
 def run_cell(
@@ -105,7 +106,38 @@ def run_cell(
         "point_steps": int(recs["steps"].sum()),
     }
     lgrid = landscape_grid(problem) if landscape else None
-    return CellResult(cell_name(pkey, ospec.key), runs, traces, paths, info, meta, lgrid)
+    res = CellResult(cell_name(pkey, ospec.key), runs, traces, paths, info, meta, lgrid)
+    # The basin map needs the whole cell's tuning runs: a chunk's is added after the merge.
+    return add_basin_map(suite, problem, cls, combos, res) if only is None else res
+
+
+def add_basin_map(
+    suite: Suite,
+    problem: Problem | ProblemSpec,
+    cls: type[Optimizer] | OptimizerSpec,
+    combos: Sequence[dict] | None,
+    res: CellResult,
+) -> CellResult:
+    """``res`` with its basin map (``suite.basin_grid`` starts per axis, 2-D multimodal and
+    saddle problems) at the setting its tuning runs chose; unchanged where none is drawn.
+
+    Given specs (the merge of a distributed cell's chunks), the problem is built and the grid is
+    the optimizer entry's own (a chunked cell is not widened). Its time is ``meta["basin_s"]``,
+    apart from the cell's ``wall_s``.
+    """
+    if not suite.basin_grid:
+        return res
+    if isinstance(cls, OptimizerSpec):
+        if cls.clip_norm is not None or cls.clip_value is not None:
+            suite = suite.replace(clip_norm=cls.clip_norm, clip_value=cls.clip_value)
+        combos, cls = cls.grid(), optimizers.get_class(cls.name)
+    problem = make_problem(problem)
+    if not basins.wants_basin_map(problem):
+        return res
+    t0 = time.perf_counter()
+    res.basins = basins.cell_basin_map(suite, problem, cls, combos, res.runs, suite.basin_grid)
+    res.meta["basin_s"] = time.perf_counter() - t0
+    return res
 
 
 @dataclass
