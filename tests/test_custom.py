@@ -8,6 +8,7 @@ import textwrap
 import numpy as np
 import pytest
 import torch
+from losses import rosenbrock
 from torch import nn
 
 import optzoo.problems as P
@@ -16,11 +17,6 @@ from optzoo.problems import Problem, from_expression, from_module, load
 from optzoo.problems.oracle import Oracle, hessian
 
 F64 = torch.float64
-
-
-def rosen(x: torch.Tensor) -> torch.Tensor:
-    """Hand-written 2-D Rosenbrock, batched."""
-    return (1 - x[..., 0]) ** 2 + 100 * (x[..., 1] - x[..., 0] ** 2) ** 2
 
 
 def value_and_grad(fn, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -37,13 +33,13 @@ POINTS = torch.tensor([[-1.2, 1.0], [0.3, -0.7], [1.0, 1.0], [2.0, 3.5]], dtype=
 
 
 def test_batched_and_one_point_callables_agree():
-    batched = Problem(fn=rosen, x0=[-1.2, 1.0])
+    batched = Problem(fn=rosenbrock, x0=[-1.2, 1.0])
     single = Problem(
         fn=lambda z: (1 - z[0]) ** 2 + 100 * (z[1] - z[0] ** 2) ** 2, x0=[-1.2, 1.0], batched=False
     )
     for p in (batched, single):
         v, g = value_and_grad(p, POINTS)
-        v_ref, g_ref = value_and_grad(rosen, POINTS)
+        v_ref, g_ref = value_and_grad(rosenbrock, POINTS)
         torch.testing.assert_close(v, v_ref, rtol=0, atol=0)
         torch.testing.assert_close(g, g_ref, rtol=1e-15, atol=0)
         assert hessian(p.fn, POINTS).shape == (4, 2, 2)
@@ -134,7 +130,7 @@ def test_expression_matches_hand_written_torch():
     p = from_expression("(1-x)**2 + 100*(y-x**2)**2")
     assert p.params["variables"] == ["x", "y"] and p.x0.tolist() == [1.0, 1.0]
     v, g = value_and_grad(p, POINTS)
-    v_ref, g_ref = value_and_grad(rosen, POINTS)
+    v_ref, g_ref = value_and_grad(rosenbrock, POINTS)
     torch.testing.assert_close(v, v_ref, rtol=1e-15, atol=0)
     torch.testing.assert_close(g, g_ref, rtol=1e-14, atol=1e-14)
     assert "f(x, y) = (1-x)**2" in p.description

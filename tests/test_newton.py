@@ -8,6 +8,7 @@ import math
 
 import pytest
 import torch
+from losses import rosenbrock
 
 from optzoo import optimizers
 from optzoo.errors import ConfigError
@@ -26,21 +27,11 @@ VARIANTS = [
 ]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: a second intra-op thread only adds OpenMP waits on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def variant_id(hp: dict) -> str:
     return ",".join(f"{k}={v}" for k, v in hp.items()) or "plain"
-
-
-def rosenbrock(x):
-    return (1 - x[..., 0]) ** 2 + 100 * (x[..., 1] - x[..., 0] ** 2) ** 2
 
 
 def saddle(x):
