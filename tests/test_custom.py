@@ -341,4 +341,37 @@ def test_module_errors(kwargs, needle):
 
 def test_custom_routes_are_exported():
     assert P.load is load and P.from_expression is from_expression and P.from_module is from_module
-    assert P.Problem is Problem and P.Oracle is Oracle and P.MiniBatch is not None
+    assert P.Problem is Problem and P.Oracle is Oracle
+
+
+def test_a_hand_made_minibatch_feeds_the_oracle_per_run():
+    """A Problem with a MiniBatch: with a batch size the oracle evaluates ``minibatch.fn`` on
+    ``batch_size`` rows per run, drawn in [0, n_data), new at every evaluation, the same for the
+    same seed; without one it evaluates the full loss. Data: f(x) = mean_i (x - a_i)^2."""
+    a = torch.arange(10, dtype=F64)  # row i holds the number i, so a batch shows in the loss
+    drawn = []
+
+    def batch_loss(x, idx):
+        drawn.append(idx.clone())
+        return ((x - a[idx]) ** 2).mean(-1)
+
+    mb = P.MiniBatch(fn=batch_loss, n_data=10, batch_size=4)
+    p = Problem(fn=lambda x: ((x - a) ** 2).mean(-1), x0=[0.5], minibatch=mb)
+    assert p.stochastic and p.minibatch is mb
+    x = torch.tensor([[0.5], [2.0], [0.5]], dtype=F64)
+    oracle = Oracle(p, 3, seeds=torch.tensor([7, 8, 7]), batch_size=4)
+    f, g = oracle.value_and_grad(x)
+    idx = drawn[-1]
+    assert idx.shape == (3, 4) and idx.dtype == torch.int64
+    assert ((0 <= idx) & (idx < 10)).all()
+    assert torch.equal(idx[0], idx[2]) and not torch.equal(idx[0], idx[1])  # per seed
+    rows = a[idx]
+    torch.testing.assert_close(f, ((x - rows) ** 2).mean(-1), rtol=0, atol=0)
+    torch.testing.assert_close(g, 2 * (x - rows.mean(-1, keepdim=True)), rtol=1e-15, atol=1e-15)
+    oracle.value_and_grad(x)
+    assert not torch.equal(drawn[-1], idx)  # the next evaluation draws a new batch
+    # Without a batch size: the full loss, and the mini-batch function is never called.
+    calls = len(drawn)
+    _, g_full = Oracle(p, 3, batch_size=None).value_and_grad(x)
+    assert len(drawn) == calls
+    torch.testing.assert_close(g_full, 2 * (x - a.mean()), rtol=1e-15, atol=1e-15)
