@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from losses import rosenbrock
 
 from optzoo import analysis
 from optzoo.analysis import classify, classify_batch, escape_direction, lanczos
@@ -27,10 +28,6 @@ def peak(x):
 
 def monkey(x):
     return x[..., 0] ** 3 - 3 * x[..., 0] * x[..., 1] ** 2
-
-
-def rosen(x):
-    return (1 - x[..., 0]) ** 2 + 100 * (x[..., 1] - x[..., 0] ** 2) ** 2
 
 
 def rosen_grad(x, y):
@@ -62,7 +59,7 @@ def test_maximum():
 
 
 def test_rosenbrock_minimum_matches_closed_form_hessian():
-    c = classify(rosen, [1.0, 1.0])
+    c = classify(rosenbrock, [1.0, 1.0])
     expected = np.linalg.eigvalsh(np.array([[802.0, -400.0], [-400.0, 200.0]]))
     np.testing.assert_allclose(c.eigenvalues.numpy(), expected, rtol=1e-12)
     assert c.eigenvalues.dtype == torch.float64
@@ -93,7 +90,7 @@ def test_near_a_valley_of_minima_is_degenerate_not_saddle():
 
 
 def test_non_critical_point():
-    c = classify(rosen, [-1.2, 1.0])
+    c = classify(rosenbrock, [-1.2, 1.0])
     assert c.kind == "not_critical"
     assert c.grad_norm == pytest.approx(np.linalg.norm(rosen_grad(-1.2, 1.0)), rel=1e-12)
     assert c.f == pytest.approx(24.2, rel=1e-12)
@@ -112,7 +109,7 @@ def test_tolerances_follow_the_point_scale():
 
 
 def test_float32_uses_a_looser_tolerance():
-    c = classify(rosen, torch.tensor([1.0, 1.0]))
+    c = classify(rosenbrock, torch.tensor([1.0, 1.0]))
     assert c.kind == "minimum"
     x = torch.tensor([1e-3, 0.0])  # within 10 sqrt(eps32) = 3.5e-3 of the saddle, not 1e-4
     assert classify(saddle, x).kind == "saddle"
@@ -133,10 +130,10 @@ def test_batch_equals_single_and_chunking():
     X = torch.tensor(
         [[0.0, 0.0], [1.0, 1.0], [-1.2, 1.0], [0.5, 0.25], [1e-7, 2e-7]], dtype=torch.float64
     )
-    batch = classify_batch(rosen, X)
-    tiny = classify_batch(rosen, X, memory=1.0)  # one point per chunk
+    batch = classify_batch(rosenbrock, X)
+    tiny = classify_batch(rosenbrock, X, memory=1.0)  # one point per chunk
     for i, x in enumerate(X):
-        one = classify(rosen, x)
+        one = classify(rosenbrock, x)
         assert one.kind == batch["kind"][i] == tiny["kind"][i]
         assert torch.equal(one.eigenvalues, batch["eigenvalues"][i])
         assert torch.equal(tiny["eigenvalues"][i], batch["eigenvalues"][i])
@@ -151,7 +148,7 @@ def test_non_finite_points_are_not_critical():
 
 
 def test_empty_batch():
-    res = classify_batch(rosen, torch.zeros(0, 2, dtype=torch.float64))
+    res = classify_batch(rosenbrock, torch.zeros(0, 2, dtype=torch.float64))
     assert res["kind"] == [] and res["eigenvalues"].shape == (0, 2)
 
 
@@ -193,7 +190,7 @@ def test_lanczos_path_of_classify_batch():
     assert math.isnan(res["min_ratio"].item()) and res["n_neg"].item() == -1
     # On small problems Lanczos reaches the same kinds as the dense path.
     P = torch.tensor([[0.0, 0.0], [1.0, 1.0], [0.5, 0.0]], dtype=torch.float64)
-    for fn in (saddle, peak, rosen, monkey):
+    for fn in (saddle, peak, rosenbrock, monkey):
         assert classify_batch(fn, P, dense_max=0)["kind"] == classify_batch(fn, P)["kind"]
 
 
@@ -211,7 +208,7 @@ def test_escape_direction_lowers_f():
 
 
 def test_escape_direction_is_zero_without_negative_curvature():
-    esc = escape_direction(rosen, [1.0, 1.0])
+    esc = escape_direction(rosenbrock, [1.0, 1.0])
     assert esc.direction.tolist() == [0.0, 0.0] and esc.eigenvalue.item() > 0
     assert escape_direction(monkey, ZERO).direction.tolist() == [0.0, 0.0]
 
@@ -219,9 +216,6 @@ def test_escape_direction_is_zero_without_negative_curvature():
 def test_a_point_near_an_ill_conditioned_minimum_is_a_minimum():
     # Rosenbrock's minimum has eigenvalues 0.4 and 1001.6 (closed form); a run that stops a few
     # 1e-5 away must still read as a minimum, not as degenerate.
-    def rosen(x):
-        return (1 - x[..., 0]) ** 2 + 100 * (x[..., 1] - x[..., 0] ** 2) ** 2
-
     for dx in (3e-5, -2e-5):
-        c = analysis.classify(rosen, torch.tensor([1 + dx, 1 + 2 * dx], dtype=torch.float64))
+        c = analysis.classify(rosenbrock, torch.tensor([1 + dx, 1 + 2 * dx], dtype=torch.float64))
         assert c.kind == "minimum", (dx, c)

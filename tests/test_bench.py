@@ -156,6 +156,7 @@ def test_a_different_suite_in_the_same_directory_is_refused(work, monkeypatch, c
     assert runs["steps"].max() <= 7
 
 
+@pytest.mark.slow
 def test_same_command_twice_gives_byte_identical_tables(work):
     a = run_cli(["--config", "tiny.toml", "--out", "a", "--quiet"], work)
     b = run_cli(["--config", "tiny.toml", "--out", "b", "--quiet"], work)
@@ -169,6 +170,7 @@ def test_same_command_twice_gives_byte_identical_tables(work):
         assert (ta / n).read_bytes() == (tb / n).read_bytes(), n
 
 
+@pytest.mark.slow
 def test_worker_processes_store_the_same_cells_as_one_process(work):
     # Cells run on one thread each, so where they run changes no number.
     one = run_cli(["--config", "tiny.toml", "--out", "one", "--quiet", "--workers", "1"], work)
@@ -183,6 +185,7 @@ def test_worker_processes_store_the_same_cells_as_one_process(work):
         assert f.read_bytes() == (work / "two" / "figures" / f.name).read_bytes(), f.name
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_equals_an_uninterrupted_run(work):
     full = run_cli(["--config", "tiny.toml", "--out", "full", "--quiet", "--no-report"], work)
     assert full.returncode == 0, full.stderr
@@ -210,39 +213,45 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(work):
     assert not list(cells.glob("*.tmp"))
 
 
-def test_custom_losses_from_the_command_line(work):
-    r = run_cli(
-        ["--config", "tiny.toml", "--problem", "mylosses:factory", "--quiet", "--no-report"], work
+def test_custom_losses_from_the_command_line(work, monkeypatch):
+    # In this process: what is tested is the flags and the loading of the user's module from the
+    # working directory (a real process is tested above, and in the slow tests).
+    monkeypatch.chdir(work)
+    monkeypatch.syspath_prepend(str(work))
+    monkeypatch.delitem(sys.modules, "mylosses", raising=False)
+
+    assert (
+        bench.main(
+            ["--config", "tiny.toml", "--problem", "mylosses:factory", "--quiet", "--no-report"]
+        )
+        == 0
     )
-    assert r.returncode == 0, r.stderr
     (out,) = (work / "runs").iterdir()  # runs/<a short name and a hash of the spec>
     assert out.name.startswith("custom-mylosses_factory-")
     runs = pd.read_parquet(next((out / "cells").glob("*.runs.parquet")))
     assert set(runs["problem"]) == {"bowl"}
-    r = run_cli(
+    code = bench.main(
         [
             "--config", "tiny.toml", "--problem", "mylosses:bowl", "--x0", "2,-1", "--f-star", "0",
             "--bounds", "-3,3", "--out", "c2", "--quiet", "--no-report",
-        ],
-        work,
+        ]
     )  # fmt: skip
-    assert r.returncode == 0, r.stderr
-    r = run_cli(
+    assert code == 0
+    code = bench.main(
         ["--config", "tiny.toml", "--expr", "(1-x)**2 + 100*(y-x**2)**2", "--x0", "-1.2,1",
-         "--f-star", "0", "--out", "c3", "--quiet", "--no-report"],
-        work,
+         "--f-star", "0", "--out", "c3", "--quiet", "--no-report"]
     )  # fmt: skip
-    assert r.returncode == 0, r.stderr
+    assert code == 0
     runs = pd.concat(pd.read_parquet(p) for p in (work / "c3" / "cells").glob("*.runs.parquet"))
     start = runs[runs.start_id == 0]["x0"].iloc[0]
     assert list(start) == [-1.2, 1.0]
 
 
-def test_help_lists_the_flags():
-    r = subprocess.run(
-        [sys.executable, "-m", "optzoo.bench", "--help"], capture_output=True, text=True
-    )
-    assert r.returncode == 0
+def test_help_lists_the_flags(capsys):
+    with pytest.raises(SystemExit) as e:
+        bench.build_parser().parse_args(["--help"])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
     for flag in textwrap.dedent("""--config --out --optimizers --problems --problem --x0 --f-star
         --bounds --expr --steps --starts --seeds --device --dtype --force --quiet""").split():
-        assert flag in r.stdout, flag
+        assert flag in text, flag

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "speed.py"
 
@@ -29,6 +31,7 @@ def number(cell: str) -> float:
     return float(cell.replace(",", ""))
 
 
+@pytest.mark.slow
 def test_tiny_run_writes_three_sections_with_finite_ratios(tmp_path):
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), "--tiny", "--skip-suite", "--out", str(tmp_path)],
@@ -74,6 +77,7 @@ def test_tiny_run_writes_three_sections_with_finite_ratios(tmp_path):
 PEERS = ROOT / "benchmarks" / "peers.py"
 
 
+@pytest.mark.slow
 def test_peers_tiny_without_jax_writes_targets_and_agreeing_iterates(tmp_path):
     proc = subprocess.run(
         [sys.executable, str(PEERS), "--tiny", "--no-jax", "--out", str(tmp_path)],

@@ -57,6 +57,7 @@ def test_module_class_optimizer_from_flag_and_from_toml_agree_with_a_plain_loop(
     assert torch.allclose(torch.tensor(list(row["x_final"]), dtype=torch.float64), p, rtol=1e-12)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="python -P is Python 3.11+")
 def test_problem_from_a_file_beside_a_folder_named_optzoo(tmp_path):
     """A clone's optzoo/ folder (here a decoy that fails on import) must not be imported."""
@@ -160,6 +161,7 @@ def test_results_readme_describes_what_ran(tmp_path):
     assert [p["name"] for p in manifest["suite"]["problems"]] == ["(x-1)**2 + 3*y**2"]
 
 
+@pytest.mark.slow
 def test_default_output_is_git_ignored_in_a_fresh_clone(tmp_path):
     """README command 1 writes under runs/, which git ignores: the work tree stays clean."""
     if shutil.which("git") is None or not (ROOT / ".git").exists():

@@ -8,6 +8,7 @@ import textwrap
 import numpy as np
 import pytest
 import torch
+from losses import rosenbrock
 from torch import nn
 
 import optzoo.problems as P
@@ -16,11 +17,6 @@ from optzoo.problems import Problem, from_expression, from_module, load
 from optzoo.problems.oracle import Oracle, hessian
 
 F64 = torch.float64
-
-
-def rosen(x: torch.Tensor) -> torch.Tensor:
-    """Hand-written 2-D Rosenbrock, batched."""
-    return (1 - x[..., 0]) ** 2 + 100 * (x[..., 1] - x[..., 0] ** 2) ** 2
 
 
 def value_and_grad(fn, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -37,13 +33,13 @@ POINTS = torch.tensor([[-1.2, 1.0], [0.3, -0.7], [1.0, 1.0], [2.0, 3.5]], dtype=
 
 
 def test_batched_and_one_point_callables_agree():
-    batched = Problem(fn=rosen, x0=[-1.2, 1.0])
+    batched = Problem(fn=rosenbrock, x0=[-1.2, 1.0])
     single = Problem(
         fn=lambda z: (1 - z[0]) ** 2 + 100 * (z[1] - z[0] ** 2) ** 2, x0=[-1.2, 1.0], batched=False
     )
     for p in (batched, single):
         v, g = value_and_grad(p, POINTS)
-        v_ref, g_ref = value_and_grad(rosen, POINTS)
+        v_ref, g_ref = value_and_grad(rosenbrock, POINTS)
         torch.testing.assert_close(v, v_ref, rtol=0, atol=0)
         torch.testing.assert_close(g, g_ref, rtol=1e-15, atol=0)
         assert hessian(p.fn, POINTS).shape == (4, 2, 2)
@@ -134,7 +130,7 @@ def test_expression_matches_hand_written_torch():
     p = from_expression("(1-x)**2 + 100*(y-x**2)**2")
     assert p.params["variables"] == ["x", "y"] and p.x0.tolist() == [1.0, 1.0]
     v, g = value_and_grad(p, POINTS)
-    v_ref, g_ref = value_and_grad(rosen, POINTS)
+    v_ref, g_ref = value_and_grad(rosenbrock, POINTS)
     torch.testing.assert_close(v, v_ref, rtol=1e-15, atol=0)
     torch.testing.assert_close(g, g_ref, rtol=1e-14, atol=1e-14)
     assert "f(x, y) = (1-x)**2" in p.description
@@ -345,4 +341,37 @@ def test_module_errors(kwargs, needle):
 
 def test_custom_routes_are_exported():
     assert P.load is load and P.from_expression is from_expression and P.from_module is from_module
-    assert P.Problem is Problem and P.Oracle is Oracle and P.MiniBatch is not None
+    assert P.Problem is Problem and P.Oracle is Oracle
+
+
+def test_a_hand_made_minibatch_feeds_the_oracle_per_run():
+    """A Problem with a MiniBatch: with a batch size the oracle evaluates ``minibatch.fn`` on
+    ``batch_size`` rows per run, drawn in [0, n_data), new at every evaluation, the same for the
+    same seed; without one it evaluates the full loss. Data: f(x) = mean_i (x - a_i)^2."""
+    a = torch.arange(10, dtype=F64)  # row i holds the number i, so a batch shows in the loss
+    drawn = []
+
+    def batch_loss(x, idx):
+        drawn.append(idx.clone())
+        return ((x - a[idx]) ** 2).mean(-1)
+
+    mb = P.MiniBatch(fn=batch_loss, n_data=10, batch_size=4)
+    p = Problem(fn=lambda x: ((x - a) ** 2).mean(-1), x0=[0.5], minibatch=mb)
+    assert p.stochastic and p.minibatch is mb
+    x = torch.tensor([[0.5], [2.0], [0.5]], dtype=F64)
+    oracle = Oracle(p, 3, seeds=torch.tensor([7, 8, 7]), batch_size=4)
+    f, g = oracle.value_and_grad(x)
+    idx = drawn[-1]
+    assert idx.shape == (3, 4) and idx.dtype == torch.int64
+    assert ((0 <= idx) & (idx < 10)).all()
+    assert torch.equal(idx[0], idx[2]) and not torch.equal(idx[0], idx[1])  # per seed
+    rows = a[idx]
+    torch.testing.assert_close(f, ((x - rows) ** 2).mean(-1), rtol=0, atol=0)
+    torch.testing.assert_close(g, 2 * (x - rows.mean(-1, keepdim=True)), rtol=1e-15, atol=1e-15)
+    oracle.value_and_grad(x)
+    assert not torch.equal(drawn[-1], idx)  # the next evaluation draws a new batch
+    # Without a batch size: the full loss, and the mini-batch function is never called.
+    calls = len(drawn)
+    _, g_full = Oracle(p, 3, batch_size=None).value_and_grad(x)
+    assert len(drawn) == calls
+    torch.testing.assert_close(g_full, 2 * (x - a.mean()), rtol=1e-15, atol=1e-15)

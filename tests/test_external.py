@@ -13,6 +13,7 @@ import json
 
 import pytest
 import torch
+from losses import rosenbrock
 
 from optzoo import optimizers
 from optzoo.config import Suite, optimizer_spec
@@ -26,11 +27,7 @@ STEPS = 12
 STARTS = 3  # besides x0: 4 starts x the lr grid per cell
 
 
-def rosen(x: torch.Tensor) -> torch.Tensor:
-    return (1 - x[..., 0]) ** 2 + 100 * (x[..., 1] - x[..., 0] ** 2) ** 2
-
-
-PROBLEM = Problem(fn=rosen, x0=[-1.2, 1.0], bounds=[-2.0, 2.0], name="rosen")
+PROBLEM = Problem(fn=rosenbrock, x0=[-1.2, 1.0], bounds=[-2.0, 2.0], name="rosen")
 SUITE = Suite(
     name="ext", problems=(), optimizers=(), steps=STEPS, starts=STARTS, paths=STARTS + 1,
     stop_on_success=False,
@@ -79,7 +76,7 @@ def plain_loop(cls: type, hp: dict, x0: list[float], steps: int):
         nonlocal calls
         calls += 1
         opt.zero_grad()
-        loss = rosen(p)
+        loss = rosenbrock(p)
         loss.backward()
         return loss
 

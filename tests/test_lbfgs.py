@@ -20,10 +20,10 @@ from __future__ import annotations
 import copy
 import inspect
 import io
-import math
 
 import pytest
 import torch
+from losses import mlp, rosenbrock, rotated_quadratic
 
 from optzoo import optimizers
 from optzoo.errors import ConfigError
@@ -35,57 +35,15 @@ f64 = torch.float64
 STEPS = 50
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: a second intra-op thread only adds OpenMP waits on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # -- problems: batched losses (..., d) -> (...), a start, and how the drop-in splits x ------------
-def rosenbrock(x):
-    return (1 - x[..., 0]) ** 2 + 100 * (x[..., 1] - x[..., 0] ** 2) ** 2
-
-
-def rotated_quadratic(d=5, cond=1e3, seed=0):
-    """0.5 (x - c)' A (x - c), A's eigenvalues log-spaced over [1, cond], randomly rotated."""
-    gen = torch.Generator().manual_seed(seed)
-    q, _ = torch.linalg.qr(torch.randn(d, d, generator=gen, dtype=f64))
-    a = q @ torch.diag(torch.logspace(0, math.log10(cond), d, dtype=f64)) @ q.T
-    c = torch.randn(d, generator=gen, dtype=f64)
-
-    def fn(x):
-        z = x - c
-        return 0.5 * ((z[..., :, None] * a).sum(-2) * z).sum(-1)
-
-    return fn
-
-
-def mlp(n_in=3, hidden=6, n=16, seed=1):
-    """A one-hidden-layer tanh network's mean squared error, its weights flattened into x."""
-    gen = torch.Generator().manual_seed(seed)
-    data = torch.randn(n, n_in, generator=gen, dtype=f64)
-    target = torch.sin(data.sum(-1))
-    sizes = [hidden * n_in, hidden, hidden, 1]
-
-    def fn(x):
-        w1, b1, w2, b2 = torch.split(x, sizes, dim=-1)
-        w1 = w1.reshape(*x.shape[:-1], hidden, n_in)
-        h = torch.tanh((w1[..., None, :, :] * data[:, None, :].to(x)).sum(-1) + b1[..., None, :])
-        out = (w2[..., None, :] * h).sum(-1) + b2
-        return ((out - target.to(x)) ** 2).mean(-1)
-
-    x0 = 0.5 * torch.randn(sum(sizes), generator=gen, dtype=f64)
-    return fn, x0, sizes
-
-
 _MLP, _MLP_X0, _MLP_SIZES = mlp()
 # name -> (loss, start, sizes of the parameter tensors the drop-in gets)
 PROBLEMS = {
     "rosenbrock": (rosenbrock, torch.tensor([-1.2, 1.0], dtype=f64), [1, 1]),
-    "quadratic": (rotated_quadratic(), torch.zeros(5, dtype=f64), [2, 3]),
+    "quadratic": (rotated_quadratic(5), torch.zeros(5, dtype=f64), [2, 3]),
     "mlp": (_MLP, _MLP_X0, _MLP_SIZES),
 }
 
@@ -394,7 +352,7 @@ def test_cuda_matches_cpu():
     x = x0 + torch.randn(4, x0.numel(), dtype=f64)
     opt = optimizers.get("lbfgs", **SW)
     cpu, _ = trajectory(opt, problem, x, 3)
-    fn_cuda = rotated_quadratic()  # same seed: the same problem, its tensors moved per call
+    fn_cuda = rotated_quadratic(5)  # same seed: the same problem, its tensors moved per call
     cuda_problem = Problem(fn=lambda z: fn_cuda(z.cpu()).to(z.device), x0=x0, validate=False)
     state, oracle = opt.init(x.cuda()), Oracle(cuda_problem, 4, device="cuda")
     y = x.cuda()

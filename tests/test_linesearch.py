@@ -8,6 +8,7 @@ import math
 import pytest
 import scipy.optimize
 import torch
+from losses import rosenbrock
 from torch.optim.lbfgs import _cubic_interpolate, _strong_wolfe
 
 from optzoo.optimizers.linesearch import (
@@ -21,10 +22,6 @@ from optzoo.optimizers.linesearch import (
 from optzoo.problems import Oracle, Problem
 
 f64 = torch.float64
-
-
-def rosen(x):
-    return (1 - x[..., 0]) ** 2 + 100 * (x[..., 1] - x[..., 0] ** 2) ** 2
 
 
 def grad(fn, x):
@@ -56,15 +53,15 @@ def starts(n: int, seed: int) -> torch.Tensor:
 def test_strong_wolfe_follows_torch_run_by_run(max_ls):
     """Each run's t, f, g and evaluations equal torch's _strong_wolfe on that run alone."""
     x = starts(12, seed=0)
-    _, g = grad(rosen, x)
+    _, g = grad(rosenbrock, x)
     d = -g
     t0 = torch.logspace(-4, 1, 12, dtype=f64)  # short, unit and long first trials
-    s, calls, f, gtd = search(StrongWolfe, rosen, x, d, t0, torch.full((12,), max_ls))
+    s, calls, f, gtd = search(StrongWolfe, rosenbrock, x, d, t0, torch.full((12,), max_ls))
     assert len(set(calls.tolist())) > 1  # each run spent its own number of evaluations
     for r in range(12):
 
         def obj(x_, t, d_):
-            f_, g_ = grad(rosen, (x_ + t * d_)[None])
+            f_, g_ = grad(rosenbrock, (x_ + t * d_)[None])
             return float(f_[0]), g_[0]
 
         f_ref, g_ref, t_ref, n_ref = _strong_wolfe(
@@ -79,10 +76,10 @@ def test_strong_wolfe_follows_torch_run_by_run(max_ls):
 def test_strong_wolfe_result_satisfies_both_conditions():
     """With a budget to spare, every result meets sufficient decrease and strong curvature."""
     x = starts(64, seed=1)
-    _, g = grad(rosen, x)
+    _, g = grad(rosenbrock, x)
     d = -g / torch.linalg.vector_norm(g, dim=-1, keepdim=True)
     t0 = torch.full((64,), 1.0, dtype=f64)
-    s, calls, f, gtd = search(StrongWolfe, rosen, x, d, t0, torch.full((64,), 50))
+    s, calls, f, gtd = search(StrongWolfe, rosenbrock, x, d, t0, torch.full((64,), 50))
     assert (calls < 50).all()
     assert (s.f <= f + C1 * s.t * gtd).all()
     assert ((s.g * d).sum(-1).abs() <= C2 * gtd.abs()).all()
@@ -92,10 +89,10 @@ def test_strong_wolfe_takes_per_run_constants():
     """Two runs from one point, c2 = 0.9 and 0.01: each result meets its own curvature test,
     and the loose run's would fail the tight one's, so the constant reached each run."""
     x = torch.tensor([[-1.2, 1.0], [-1.2, 1.0]], dtype=f64)
-    _, g = grad(rosen, x)
+    _, g = grad(rosenbrock, x)
     d = -g / torch.linalg.vector_norm(g, dim=-1, keepdim=True)
     c2 = torch.tensor([0.9, 0.01], dtype=f64)
-    s, _, _, gtd = search(StrongWolfe, rosen, x, d, torch.ones(2, dtype=f64), 25, c2=c2)
+    s, _, _, gtd = search(StrongWolfe, rosenbrock, x, d, torch.ones(2, dtype=f64), 25, c2=c2)
     slope = (s.g * d).sum(-1).abs()
     assert (slope <= c2 * gtd.abs()).all()
     assert float(slope[0]) > 0.01 * abs(float(gtd[0]))

@@ -9,19 +9,50 @@ import pandas as pd
 import pytest
 
 from optzoo import metrics
+from optzoo.config import OptimizerSpec, Suite
+from optzoo.harness import run_cell
+from optzoo.problems import Problem
 
 
-def test_ladder_is_cocos_and_matches_the_harness():
-    from optzoo.harness import LADDER
+def test_ladder_is_cocos():
+    """delta_f = 10^(2 - i/5) for i = 0 .. 50: 10^2 down to 10^-8 in steps of 10^0.2 (COCO)."""
+    expected = [10.0 ** (2 - i / 5) for i in range(51)]
+    np.testing.assert_allclose(metrics.LADDER, expected, rtol=1e-14, atol=0)
+    ratios = metrics.LADDER[:-1] / metrics.LADDER[1:]
+    np.testing.assert_allclose(ratios, 10**0.2, rtol=1e-13)
+    # The targets the tables show sit on whole decades: 1e1 .. 1e-8 at every fifth rung.
+    for i, delta in [
+        (5, 1e1),
+        (10, 1e0),
+        (15, 1e-1),
+        (20, 1e-2),
+        (25, 1e-3),
+        (35, 1e-5),
+        (45, 1e-7),
+        (50, 1e-8),
+    ]:
+        assert metrics.ladder_index(delta) == i
+        assert metrics.LADDER[i] == pytest.approx(delta, rel=1e-14)
+    # Between rungs, the nearest one (on the log scale); outside the ladder, its ends.
+    assert metrics.ladder_index(10**-0.88) == 14 and metrics.ladder_index(10**-0.92) == 15
+    assert metrics.ladder_index(1e9) == 0 and metrics.ladder_index(1e-12) == 50
 
-    assert len(metrics.LADDER) == 51
-    assert metrics.LADDER[0] == 100.0
-    assert metrics.LADDER[-1] == pytest.approx(1e-8, rel=1e-12)
-    assert np.array_equal(metrics.LADDER, LADDER)
-    assert metrics.ladder_index(1e-8) == 50
-    assert metrics.ladder_index(1e1) == 5
-    assert metrics.ladder_index(1e-7) == 45
-    assert metrics.ladder_index(1e9) == 0
+
+def test_the_harness_records_first_hits_on_the_same_ladder():
+    """SGD with lr 0.5 on 0.5|x|^2 has f_k = 0.5 |x0|^2 / 4^k, so the first step at which each
+    rung 10^(2 - i/5) is reached is known in closed form, run by run."""
+    bowl = Problem(
+        fn=lambda x: 0.5 * (x**2).sum(-1), x0=[4.0, -8.0], f_star=0.0, bounds=[-9.0, 9.0]
+    )
+    suite = Suite(name="ladder", problems=(), optimizers=(), steps=40, starts=4)
+    runs = run_cell(suite, bowl, OptimizerSpec("sgd", {"lr": [0.5]})).runs
+    for x0, steps_to in zip(runs["x0"], runs["steps_to"], strict=True):
+        f0 = 0.5 * float(np.sum(np.square(x0)))
+        expected = [
+            max(0, math.ceil(math.log(10.0 ** (2 - i / 5) / f0) / math.log(0.25)))
+            for i in range(51)
+        ]
+        assert list(steps_to) == expected
 
 
 def test_runtime_uses_total_evals_for_unreached_targets():

@@ -34,13 +34,7 @@ STEPS = 8  # first-order steps per trajectory; L-BFGS takes LBFGS_STEPS closure 
 LBFGS_STEPS = 3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: intra-op threads only add overhead, and much of it under load."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _cases() -> list[tuple[str, str, dict]]:

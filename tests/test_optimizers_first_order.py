@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import inspect
-import math
 import re
 
 import pytest
 import torch
+from losses import mlp, rosenbrock, rotated_quadratic
 
 from optzoo import optimizers
 from optzoo.problems import Oracle, Problem
@@ -74,13 +74,7 @@ CONFIGS = [
 ]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These tensors are tiny: intra-op threads only add overhead, and much of it under load."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def config_id(config) -> str:
@@ -88,47 +82,11 @@ def config_id(config) -> str:
     return name + "".join(f"-{k}={v}" for k, v in hp.items())
 
 
-# -- problems: batched losses (..., d) -> (...) --------------------------------------------------
-def rosenbrock(x):
-    return (1 - x[..., 0]) ** 2 + 100 * (x[..., 1] - x[..., 0] ** 2) ** 2
-
-
-def rotated_quadratic(d=6, cond=1e3, seed=0):
-    """0.5 (x - c)' A (x - c) with A's eigenvalues log-spaced over [1, cond], randomly rotated."""
-    gen = torch.Generator().manual_seed(seed)
-    q, _ = torch.linalg.qr(torch.randn(d, d, generator=gen, dtype=f64))
-    a = q @ torch.diag(torch.logspace(0, math.log10(cond), d, dtype=f64)) @ q.T
-    c = torch.randn(d, generator=gen, dtype=f64)
-
-    def fn(x):
-        z = x - c
-        return 0.5 * torch.einsum("...i,ij,...j->...", z, a, z)
-
-    return fn
-
-
-def mlp(n_in=3, hidden=6, n=16, seed=1):
-    """A one-hidden-layer tanh network's mean squared error, its weights flattened into x."""
-    gen = torch.Generator().manual_seed(seed)
-    data = torch.randn(n, n_in, generator=gen, dtype=f64)
-    target = torch.sin(data.sum(-1))
-    sizes = [hidden * n_in, hidden, hidden, 1]
-
-    def fn(x):
-        w1, b1, w2, b2 = torch.split(x, sizes, dim=-1)
-        w1 = w1.reshape(*x.shape[:-1], hidden, n_in)
-        h = torch.tanh(torch.einsum("...hi,ni->...nh", w1, data.to(x)) + b1[..., None, :])
-        out = torch.einsum("...h,...nh->...n", w2, h) + b2
-        return ((out - target.to(x)) ** 2).mean(-1)
-
-    x0 = 0.5 * torch.randn(sum(sizes), generator=gen, dtype=f64)
-    return fn, x0
-
-
-_MLP, _MLP_X0 = mlp()
+# -- problems: batched losses (..., d) -> (...); these contract with einsum -------------------
+_MLP, _MLP_X0, _ = mlp(einsum=True)
 PROBLEMS = {
     "rosenbrock": (rosenbrock, torch.tensor([-1.2, 1.0], dtype=f64)),
-    "quadratic": (rotated_quadratic(), torch.zeros(6, dtype=f64)),
+    "quadratic": (rotated_quadratic(6, einsum=True), torch.zeros(6, dtype=f64)),
     "mlp": (_MLP, _MLP_X0),
 }
 

@@ -27,12 +27,7 @@ f64 = torch.float64
 UPDATES = ["bfgs", "dfp"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def spd(d: int, cond: float, seed: int) -> torch.Tensor:

@@ -82,6 +82,7 @@ def local_quick(tmp_path_factory) -> Path:
     return work / "local"
 
 
+@pytest.mark.slow
 def test_quick_suite_through_ray_gives_identical_tables(local_quick, tmp_path):
     # Whole cells, as the local executor runs them. (Chunking is tested on its own below: MKL's
     # batched eigh, in the end-point analysis and Newton, rounds by each matrix's alignment in
@@ -95,6 +96,7 @@ def test_quick_suite_through_ray_gives_identical_tables(local_quick, tmp_path):
         assert a[name] == b[name], name
 
 
+@pytest.mark.slow
 def test_a_killed_worker_is_retried_and_tables_are_unchanged(local_quick, tmp_path):
     marker = tmp_path / "killed-once"
     r = cli(["--out", "ray", "--executor", "ray"], tmp_path, kill_once=marker)
@@ -105,6 +107,7 @@ def test_a_killed_worker_is_retried_and_tables_are_unchanged(local_quick, tmp_pa
         assert a[name] == b[name], name
 
 
+@pytest.mark.slow
 def test_a_chunked_cell_equals_the_unsplit_cell():
     import ray
 

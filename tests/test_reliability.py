@@ -244,6 +244,7 @@ def test_malformed_input_is_one_line_exit_2_and_nothing_written(work, capsys, ar
     assert after == before  # nothing written: no runs/, no results/, no lock
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args",
     [

@@ -40,7 +40,10 @@ name = "momentum"
 lr = [1e-3, 1e-2]
 """
 N_CELLS = 6
-pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="lists processes from /proc")
+pytestmark = [
+    pytest.mark.skipif(sys.platform != "linux", reason="lists processes from /proc"),
+    pytest.mark.slow,
+]
 
 
 def tagged(tag: str) -> list[int]:

@@ -1,21 +1,10 @@
 """adagrad-rmsprop, reduced: AdaGrad's effective lr ends below RMSProp's on Rosenbrock."""
 
-import json
-
-import pytest
-
-from optzoo import studies
-from optzoo.studies.base import publish, validate_summary
+STUDY = "adagrad-rmsprop"
 
 
-@pytest.fixture(scope="module")
-def outcome():
-    return studies.get("adagrad-rmsprop").run(True)
-
-
-def test_summary_is_valid(outcome, tmp_path):
-    d = publish(studies.get("adagrad-rmsprop"), outcome, tmp_path, reduced=True)
-    validate_summary(json.loads((d / "summary.json").read_text()))
+def test_summary_is_valid(published_summary):
+    assert published_summary["name"] == STUDY and published_summary["reduced"] is True
 
 
 def test_adagrad_effective_lr_ends_below_rmsprop(outcome):

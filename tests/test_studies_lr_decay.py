@@ -1,22 +1,11 @@
 """lr-decay, reduced: decay ends below a constant lr under mini-batch noise, and above it on a
 deterministic quadratic (what decay costs)."""
 
-import json
-
-import pytest
-
-from optzoo import studies
-from optzoo.studies.base import publish, validate_summary
+STUDY = "lr-decay"
 
 
-@pytest.fixture(scope="module")
-def outcome():
-    return studies.get("lr-decay").run(True)
-
-
-def test_summary_is_valid(outcome, tmp_path):
-    d = publish(studies.get("lr-decay"), outcome, tmp_path, reduced=True)
-    validate_summary(json.loads((d / "summary.json").read_text()))
+def test_summary_is_valid(published_summary):
+    assert published_summary["name"] == STUDY and published_summary["reduced"] is True
 
 
 def test_decay_lowers_the_noisy_final_loss(outcome):

@@ -1,21 +1,10 @@
 """minibatch-noise, reduced: the loss floor falls as the batch grows; noise variance ~ 1/B."""
 
-import json
-
-import pytest
-
-from optzoo import studies
-from optzoo.studies.base import publish, validate_summary
+STUDY = "minibatch-noise"
 
 
-@pytest.fixture(scope="module")
-def outcome():
-    return studies.get("minibatch-noise").run(True)
-
-
-def test_summary_is_valid(outcome, tmp_path):
-    d = publish(studies.get("minibatch-noise"), outcome, tmp_path, reduced=True)
-    validate_summary(json.loads((d / "summary.json").read_text()))
+def test_summary_is_valid(published_summary):
+    assert published_summary["name"] == STUDY and published_summary["reduced"] is True
 
 
 def test_floor_falls_as_the_batch_grows(outcome):

@@ -1,21 +1,10 @@
 """ravine-zigzag, reduced: GD flips past lr = 1/L; iterations scale faster in kappa for GD."""
 
-import json
-
-import pytest
-
-from optzoo import studies
-from optzoo.studies.base import publish, validate_summary
+STUDY = "ravine-zigzag"
 
 
-@pytest.fixture(scope="module")
-def outcome():
-    return studies.get("ravine-zigzag").run(True)
-
-
-def test_summary_is_valid(outcome, tmp_path):
-    d = publish(studies.get("ravine-zigzag"), outcome, tmp_path, reduced=True)
-    validate_summary(json.loads((d / "summary.json").read_text()))
+def test_summary_is_valid(published_summary):
+    assert published_summary["name"] == STUDY and published_summary["reduced"] is True
 
 
 def test_gd_flip_rate_rises_past_one_over_L(outcome):
