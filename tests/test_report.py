@@ -19,6 +19,7 @@ import torch
 
 from optzoo import report
 from optzoo.config import OptimizerSpec, Suite
+from optzoo.errors import ConfigError
 from optzoo.harness import run_cell
 from optzoo.problems.base import Problem
 from optzoo.store import Store, write_frame
@@ -348,3 +349,118 @@ def test_legends_sit_outside_the_panels(results):
             for ax in fig.axes:
                 if ax.get_visible() and ax.get_title():
                     assert not box.overlaps(ax.get_window_extent()), name
+
+
+def test_a_family_larger_than_the_line_styles_still_tells_its_members_apart():
+    # Nine optimizers the palette does not know: one family ("other"), more than six members.
+    specs = [{"name": f"torch.optim:Rule{k}"} for k in range(9)]
+    an = SimpleNamespace(manifest={"suite": {"optimizers": specs}},
+                         optimizers=[s["name"] for s in specs])  # fmt: skip
+    st = report.styles(an)
+    pairs = [(v["color"], str(v["ls"])) for v in st.values()]
+    assert len(set(pairs)) == len(pairs) == 9
+
+
+def _panels(fig) -> list:
+    """The data panels of a figure (visible axes with a title; colorbars have none)."""
+    return [ax for ax in fig.axes if ax.get_visible() and ax.get_title()]
+
+
+def _has_data(ax) -> bool:
+    lines = [ln for ln in ax.get_lines() if len(np.atleast_1d(ln.get_xdata())) > 1]
+    scatters = [c for c in ax.collections if len(getattr(c, "get_offsets", list)()) > 0]
+    return bool(lines or scatters or ax.patches)
+
+
+@pytest.mark.parametrize("name", ["convergence", "ecdf", "lr_sensitivity", "basins"])
+def test_no_panel_is_empty(results, name):
+    results, _ = results
+    for fig in _drawn(name, results):
+        panels = _panels(fig)
+        assert panels, name
+        for ax in panels:
+            assert _has_data(ax), (name, ax.get_title())
+
+
+def test_contour_panels_hold_at_most_six_paths_and_say_why_one_looks_empty(results):
+    results, _ = results
+    figs = _drawn("contour", results)
+    assert len(figs) == len(PROBLEMS)  # every problem here is 2-D
+    for fig in figs:
+        for ax in _panels(fig):
+            paths = [ln for ln in ax.get_lines() if len(np.atleast_1d(ln.get_xdata())) > 1]
+            assert len(paths) <= 6, ax.get_title()
+            # A path shorter than 0.5% of the box cannot be seen; the panel must say so.
+            lo_x, hi_x = ax.get_xlim()
+            lo_y, hi_y = ax.get_ylim()
+            diag = math.hypot(hi_x - lo_x, hi_y - lo_y)
+            for ln in paths:
+                xy = np.column_stack([ln.get_xdata(), ln.get_ydata()]).astype(float)
+                if np.linalg.norm(xy - xy[0], axis=1).max() <= 0.005 * diag:
+                    assert any("too short to see" in t.get_text() for t in ax.texts)
+
+
+@pytest.mark.parametrize("name", ["convergence", "ecdf", "lr_sensitivity", "profile"])
+def test_an_axis_whose_data_spans_more_than_three_decades_is_logarithmic(results, name):
+    results, _ = results
+    (fig,) = _drawn(name, results)
+    for ax in _panels(fig):
+        for axis, get in (("x", "get_xdata"), ("y", "get_ydata")):
+            vals = [np.asarray(getattr(ln, get)(), float) for ln in ax.get_lines()]
+            v = np.abs(np.concatenate(vals)) if vals else np.zeros(0)
+            v = v[np.isfinite(v) & (v > 0)]
+            if v.size and v.max() / v.min() > 1e3:
+                scale = ax.get_xscale() if axis == "x" else ax.get_yscale()
+                assert scale in ("log", "symlog"), (name, ax.get_title(), axis)
+
+
+@pytest.mark.parametrize("name", ["contour", "basins", "lr_sensitivity", "critical_points"])
+def test_legends_of_every_figure_sit_outside_the_data(results, name):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    results, _ = results
+    for fig in _drawn(name, results):
+        FigureCanvasAgg(fig).draw()
+        legends = fig.legends + [ax.get_legend() for ax in fig.axes if ax.get_legend()]
+        assert legends, name
+        for leg in legends:
+            for ax in _panels(fig):
+                assert not leg.get_window_extent().overlaps(ax.get_window_extent()), name
+
+
+def test_registry_names_each_figure_once_with_a_function_and_a_caption():
+    assert set(report.FIGURES) == {
+        "contour", "convergence", "ecdf", "profile", "basins", "lr_sensitivity", "cliff",
+        "critical_points",
+    }  # fmt: skip
+    for name, spec in report.FIGURES.items():
+        assert spec.name == name and callable(spec.draw) and spec.caption.endswith(".")
+    with pytest.raises(ConfigError, match="allowed: basins, cliff"):
+        report.render(".", "nope")
+
+
+def test_category_order_is_the_problems_one():
+    from optzoo.problems.base import CATEGORIES
+
+    assert report.CATEGORY_ORDER == CATEGORIES
+
+
+def test_draw_writes_the_chosen_figures_in_one_or_two_processes_alike(results, tmp_path):
+    results, _ = results
+    one = report.draw(results, ["profile", "contour"], outdir=tmp_path / "one", workers=1)
+    two = report.draw(results, ["profile", "contour"], outdir=tmp_path / "two", workers=2)
+    assert [p.name for p in one] == [p.name for p in two]
+    assert [p.name for p in one][0] == "profile.png" and len(one) == 1 + len(PROBLEMS)
+    for a, b in zip(one, two, strict=True):
+        assert a.read_bytes() == b.read_bytes()
+
+
+def test_contour_groups_hold_at_most_six_optimizers():
+    from optzoo.report.figures.landscape import _by_family
+
+    names = [f"adam{k}" for k in range(8)] + ["sgd"]
+    specs = [{"name": "adam", "label": n} for n in names[:-1]] + [{"name": "sgd"}]
+    an = SimpleNamespace(manifest={"suite": {"optimizers": specs}}, optimizers=names)
+    groups = _by_family(an, names)
+    assert [len(g) for g in groups.values()] == [6, 2, 1]
+    assert sorted(o for g in groups.values() for o in g) == sorted(names)

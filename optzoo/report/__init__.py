@@ -73,9 +73,16 @@ def write(
     processes (default: one per core; the files are the same either way).
     """
     an = ReportData(root)
-    written = _write_tables(an)
-    if figures:
-        written += draw(an, compare=compare, workers=workers)
+    written: list[Path] = []
+
+    def tables() -> None:
+        written.extend(_write_tables(an))
+
+    if figures:  # the tables are written while other processes start drawing
+        drawn = draw(an, compare=compare, workers=workers, meanwhile=tables)
+        written += drawn
+    else:
+        tables()
     readme = Path(root) / "README.md"
     write_text(readme, readme_markdown(an))
     return [*written, readme]

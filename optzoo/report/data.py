@@ -111,13 +111,19 @@ class ReportData:
         )
 
     def best_runs(self, problem: str, optimizer: str) -> pd.DataFrame:
-        """The runs of one optimizer on one problem at its best hyperparameters."""
+        """The runs of one optimizer on one problem at its best hyperparameters (the same frame
+        on every call: tables and figures ask for it many times; do not modify it)."""
+        return self._best_runs.get((problem, optimizer), self.runs.iloc[:0])
+
+    @cached_property
+    def _best_runs(self) -> dict[tuple[str, str], pd.DataFrame]:
+        """(problem, optimizer) -> its reported runs at its best hyperparameters."""
+        out = {}
         b = self.best
-        row = b[(b["problem"] == problem) & (b["optimizer"] == optimizer)]
-        if row.empty:
-            return self.runs.iloc[:0]
-        key = (problem, optimizer, int(row["hp_id"].iloc[0]), "test")
-        return self.runs.iloc[self._groups.get(key, [])]
+        for p, o, hp in zip(b["problem"], b["optimizer"], b["hp_id"], strict=True):
+            key = (p, o, int(hp), "test")
+            out[(p, o)] = self.runs.iloc[self._groups.get(key, [])]
+        return out
 
     @cached_property
     def _groups(self) -> dict[tuple, np.ndarray]:

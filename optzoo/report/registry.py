@@ -10,7 +10,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import queue
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -167,8 +167,8 @@ def render(data: ReportData | str | Path, name: str) -> list[Figure]:
     """Every matplotlib Figure of the figure ``name`` (one per problem where it has one per
     problem) for a results directory, drawn and not written; empty when there is nothing to
     show. A compared figure (cliff) is drawn for this directory alone."""
-    an = load(data)
     s = spec(name)
+    an = load(data)
     problems = [None] if s.per_problem is None else s.per_problem(an)
     figs = (draw_job(an, Job(s, p)) for p in problems)
     return [f for f in figs if f is not None]
@@ -186,38 +186,53 @@ def draw(
     outdir: str | Path | None = None,
     compare: str | Path | None = None,
     workers: int | None = None,
+    meanwhile: Callable[[], object] | None = None,
 ) -> list[Path]:
     """Draw the figures ``names`` (default: all) of a results directory into ``outdir``
     (default: its ``figures/``); returns the files written, in registry order.
 
-    With ``workers`` > 1 (default: one per core) the files are drawn by forked processes that
-    start with the loaded runs and statistics in memory; the files are the same either way.
+    With ``workers`` > 1 (default: one per core) this process and ``workers - 1`` forked ones
+    draw, each taking the next file, longest first; the forked ones start with the loaded runs
+    and statistics in memory. ``meanwhile`` is other work for this process (the report writes
+    its tables) done while the others start drawing. The files are the same either way.
     """
     an = load(data)
     out = Path(outdir) if outdir is not None else an.root / FIGURES_DIR
     todo = jobs(an, names, compare)
     workers = min(_pool.cores() if workers is None else workers, len(todo))
     if workers < 2 or "fork" not in mp.get_all_start_methods():
+        if meanwhile is not None:
+            meanwhile()
         return [p for j in todo for p in _draw_one(an, j, out)]
     _ = (an.traces, an.paths, an.stats, an.best)  # computed once here, inherited by the workers
-    return _draw_forked(an, todo, out, workers)
+    return _draw_forked(an, todo, out, workers, meanwhile)
 
 
-def _draw_forked(an: ReportData, todo: list[Job], outdir: Path, workers: int) -> list[Path]:
-    """Draw ``todo`` in ``workers`` forked processes, longest first, each taking the next job
-    from a shared counter; they inherit ``an`` through the fork, so nothing big is pickled."""
+def _draw_forked(
+    an: ReportData,
+    todo: list[Job],
+    outdir: Path,
+    workers: int,
+    meanwhile: Callable[[], object] | None,
+) -> list[Path]:
+    """Draw ``todo`` here and in ``workers - 1`` forked processes, which take the next job from
+    a shared counter and inherit ``an`` through the fork (nothing big is pickled)."""
     ctx = mp.get_context("fork")
     order = sorted(range(len(todo)), key=lambda i: -todo[i].spec.cost)
     claimed = ctx.Value("i", 0)
     results = ctx.Queue()
     procs = [
         ctx.Process(target=_worker, args=(an, todo, order, outdir, claimed, results), daemon=True)
-        for _ in range(workers)
+        for _ in range(workers - 1)
     ]
     done: dict[int, list[Path]] = {}
     try:
         for p in procs:
             p.start()
+        if meanwhile is not None:
+            meanwhile()
+        for i in _claim(claimed, order):
+            done[i] = _draw_one(an, todo[i], outdir)
         while len(done) < len(todo):
             try:
                 i, paths, error = results.get(timeout=0.5)
@@ -236,18 +251,23 @@ def _draw_forked(an: ReportData, todo: list[Job], outdir: Path, workers: int) ->
     return [p for i in range(len(todo)) for p in done[i]]
 
 
-def _worker(an, todo, order, outdir, claimed, results) -> None:
-    """Draw jobs until none is left, reporting ``(job, paths, error)`` for each."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    forget_inherited_locks()
+def _claim(claimed, order: list[int]) -> Iterator[int]:
+    """The jobs, in ``order``, that this process takes from the counter shared by all."""
     while True:
         with claimed.get_lock():
             k = claimed.value
             claimed.value += 1
         if k >= len(order):
             return
-        i = order[k]
+        yield order[k]
+
+
+def _worker(an, todo, order, outdir, claimed, results) -> None:
+    """Draw jobs until none is left, reporting ``(job, paths, error)`` for each."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    forget_inherited_locks()
+    for i in _claim(claimed, order):
         try:
             results.put((i, [str(p) for p in _draw_one(an, todo[i], outdir)], None))
         except Exception as e:  # reported to the parent, which raises it

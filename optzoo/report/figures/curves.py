@@ -57,6 +57,7 @@ def convergence(an: ReportData, job: Job) -> Figure | None:
     """
     sty = styles(an)
     traces = an.traces
+    by_cell = {} if traces.empty else dict(iter(traces.groupby(["problem", "optimizer"])))
     band = max(0.05, 0.3 / math.sqrt(len(an.optimizers)))
     probs = [p for p in an.problems if not an.best[an.best["problem"] == p].empty]
     fig, axes = grid(len(probs))
@@ -64,7 +65,6 @@ def convergence(an: ReportData, job: Job) -> Figure | None:
     for ax, p in zip(axes, probs, strict=True):
         off = an.f_offset(p)
         info = an.infos[p]
-        tp = traces[traces["problem"] == p] if not traces.empty else traces
         diverged = []
         for o in an.optimizers:
             br = an.best_runs(p, o)
@@ -72,9 +72,10 @@ def convergence(an: ReportData, job: Job) -> Figure | None:
             if n_div:
                 diverged.append(f"{o} {n_div}/{len(br)}")
             br = br[br["status"] != "diverged"]
-            if br.empty or tp.empty:
+            t = by_cell.get((p, o))
+            if br.empty or t is None:
                 continue
-            t = tp[(tp["optimizer"] == o) & tp["run"].isin(br["run"])].sort_values(["run", "step"])
+            t = t[t["run"].isin(br["run"])].sort_values(["run", "step"])
             curves = _run_curves(t, br)
             if not curves:
                 continue
@@ -167,6 +168,12 @@ def ecdf(an: ReportData, job: Job) -> Figure | None:
         ax.set_ylabel("fraction of (run, target) pairs")
         ax.set_title(f"{c} ({n_prob} problem{'s' if n_prob != 1 else ''})")
     legend(fig, list(seen.values()), list(seen))
+    fig.suptitle(
+        "runtime ECDF per category at the best setting per problem: share of (run, target) "
+        "pairs reached\nband: 95% bootstrap interval (runs resampled per problem); dotted: "
+        "the evaluation budget",
+        fontsize=9,
+    )
     return fig
 
 
@@ -197,7 +204,7 @@ def profile(an: ReportData, job: Job) -> Figure | None:
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel(f"tau (aRT within a factor tau of the best; log2 scale, cut at {tmax:g})")
+    ax.set_xlabel(f"tau (aRT within a factor tau of the best; log2 scale, cut at {tmax:.3g})")
     ax.set_ylabel("share of problems with aRT <= tau x best aRT")
     solved = int(np.isfinite(best).sum())
     ax.set_title(
@@ -249,4 +256,9 @@ def lr_sensitivity(an: ReportData, job: Job) -> Figure | None:
         ax.set_title(c)
     default = Line2D([], [], marker="o", ls="", ms=11, mfc="none", mec="k", mew=1.3)
     legend(fig, [*seen.values(), default], [*seen, "default lr"])
+    fig.suptitle(
+        "success rate on the reported runs at each learning rate (other hyperparameters at "
+        "their best)\nper category; hollow circle: the default learning rate",
+        fontsize=9,
+    )
     return fig

@@ -9,6 +9,7 @@ the bare box.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -21,7 +22,7 @@ from matplotlib.lines import Line2D
 
 from optzoo.report.data import ReportData
 from optzoo.report.formatting import fmt
-from optzoo.report.style import base_names, family, grid, legend, styles
+from optzoo.report.style import base_names, family, grid, label_outer, legend, styles
 from optzoo.store import cell_name
 
 if TYPE_CHECKING:
@@ -163,14 +164,20 @@ def contours(an: ReportData, job: Job) -> Figure | None:
     groups = _by_family(an, list(tracks))
     if not groups:
         return None
-    fig, axes = grid(len(groups))
+    fig, axes = grid(len(groups), share=True)
     land = _landscape_grid(an, p)
+    tiny = 0.005 * float(np.linalg.norm(hi - lo))  # a path shorter than this is not seen
     handles, labels = [], []
     for k, (ax, (fam, opts)) in enumerate(zip(axes, groups.items(), strict=True)):
         if land is not None:
             _draw_landscape(fig, ax, info, *land, colorbar=k == len(groups) - 1)
+        unseen = []
         for o in opts:
             tr, st = tracks[o], sty[o]
+            xy = tr[["x", "y"]].to_numpy(dtype=float)
+            moved = float(np.nanmax(np.linalg.norm(xy - xy[0], axis=1))) if len(xy) else 0.0
+            if not moved > tiny:
+                unseen.append(f"{o} moved {fmt(moved, 2)}")
             (ln,) = ax.plot(tr["x"], tr["y"], color=st["color"], ls=st["ls"], lw=1.3)
             ax.plot(tr["x"].iloc[-1], tr["y"].iloc[-1], st["marker"], color=st["color"],
                     ms=5, mec="k", mew=0.5)  # fmt: skip
@@ -189,6 +196,11 @@ def contours(an: ReportData, job: Job) -> Figure | None:
         ax.set_xlabel("$x_1$")
         ax.set_ylabel("$x_2$")
         ax.set_title(fam)
+        if unseen:  # a panel that looks empty says why
+            ax.text(0.02, 0.02, "too short to see: " + ", ".join(unseen), fontsize=6,
+                    transform=ax.transAxes, va="bottom", wrap=True,
+                    bbox={"fc": "white", "ec": "none", "alpha": 0.8})  # fmt: skip
+    label_outer(axes)
     marks = [("s", "white", "start"), ("*", "gold", "minimum"), ("X", "red", "saddle")]
     for mk, col, lab in marks:
         if lab == "start" or info.get({"minimum": "minimizers", "saddle": "saddles"}[lab]
@@ -249,7 +261,7 @@ def basins(an: ReportData, job: Job) -> Figure | None:
         br = an.best_runs(p, o)
         key = (tuple(_basin_labels(info, br)), tuple(map(tuple, br["x0"].tolist())))
         panels.setdefault(key, []).append(o)
-    fig, axes = grid(len(panels))
+    fig, axes = grid(len(panels), share=True, title_lines=2)
     used: set[str] = set()
     lo, hi = info["bounds"]
     for ax, ((labels, starts), names) in zip(axes, panels.items(), strict=True):
@@ -278,11 +290,14 @@ def basins(an: ReportData, job: Job) -> Figure | None:
         ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
         ax.set_xlabel("$x_1$ of the start")
         ax.set_ylabel("$x_2$ of the start")
-        title = ", ".join(names) if len(names) <= 3 else f"{len(names)} optimizers alike"
-        ax.set_title(f"{title} ({len(labels)} starts)")
-        if len(names) > 3:
-            ax.text(0.5, -0.22, ", ".join(names), transform=ax.transAxes, ha="center",
-                    va="top", fontsize=6, wrap=True)  # fmt: skip
+        title = ", ".join(names)
+        if len(names) > 3:  # alike: the names on a second line, cut to the panel's width
+            title = textwrap.shorten(title, 60, placeholder=", ...")
+            title = f"{len(names)} optimizers alike ({len(labels)} starts)\n{title}"
+        else:
+            title = f"{title} ({len(labels)} starts)"
+        ax.set_title(title, fontsize=8)
+    label_outer(axes)
     handles, labs = [], []
     for lab, (col, mk) in style.items():
         if lab in used:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator, SymmetricalLogLocator
+from matplotlib.ticker import FixedLocator, MaxNLocator, NullLocator
 
 from optzoo import metrics
 from optzoo.report.data import ReportData, load
@@ -148,8 +148,8 @@ def critical_points(an: ReportData, job: Job) -> Figure | None:
             Line2D([], [], ls="", marker=sty[o]["marker"], color="0.3", mfc="none") for o in opts
         ]
         legend(fig, handles, [f"problem: {p}" for p in probs] + list(opts), ncols=6)
-    else:
-        ax1.legend(loc="best", fontsize=7)
+    else:  # below the panels, outside the data
+        legend(fig, *ax1.get_legend_handles_labels())
     big = b[dims == dims.max()].sort_values(
         ["f_final", "problem", "optimizer", "run"], kind="stable"
     )
@@ -167,7 +167,11 @@ def critical_points(an: ReportData, job: Job) -> Figure | None:
         edges = np.unique(edges)
         ax2.hist(ev, bins=edges, color="0.4")
         ax2.set_xscale("symlog", linthresh=thresh)
-        ax2.xaxis.set_major_locator(SymmetricalLogLocator(base=1000, linthresh=thresh))
+        # Zero and two decades a side, three apart: ticks next to zero would overprint it.
+        top = math.floor(math.log10(lim))
+        ticks = [10.0**top, 10.0 ** (top - 3)]
+        ax2.xaxis.set_major_locator(FixedLocator([-t for t in ticks] + [0.0] + ticks[::-1]))
+        ax2.xaxis.set_minor_locator(NullLocator())
         ax2.axvline(0, color="r", lw=0.8)
         ax2.set_xlabel("Hessian eigenvalue (symmetric log scale)")
         ax2.set_ylabel("count")
