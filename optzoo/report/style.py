@@ -13,7 +13,13 @@ import re
 from pathlib import Path
 
 from matplotlib.figure import Figure
-from matplotlib.ticker import LogLocator, NullFormatter, NullLocator, SymmetricalLogLocator
+from matplotlib.ticker import (
+    FuncFormatter,
+    LogLocator,
+    NullFormatter,
+    NullLocator,
+    SymmetricalLogLocator,
+)
 
 from optzoo.report.data import ReportData
 from optzoo.store import write_bytes
@@ -210,17 +216,44 @@ def slug(key: str) -> str:
     return s.strip("_") or "problem"
 
 
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def power_label(v: float, _pos: object = None) -> str:
+    """A tick label as plain text: 10⁻³ for a power of ten, else 3 significant digits.
+
+    Matplotlib's default log labels are mathtext, which is parsed and laid out glyph by glyph:
+    the largest share of a figure's drawing time. Unicode superscripts read the same.
+    """
+    if v == 0 or not math.isfinite(v):
+        return "0" if v == 0 else ""
+    e = math.log10(abs(v))
+    if abs(e - round(e)) > 1e-9:
+        return f"{v:.3g}"
+    return ("−" if v < 0 else "") + "10" + str(round(e)).translate(_SUPERSCRIPT)
+
+
+def plain_log_labels(axis) -> None:
+    """Label an axis's ticks with :func:`power_label` (major) and nothing (minor)."""
+    axis.set_major_formatter(FuncFormatter(power_label))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def decades(ax, which: str = "both") -> None:
-    """Label only the decades of log axes that span two decades or more (no minor labels)."""
+    """Label the decades of log axes in plain text; over two decades or more only the decades
+    (no minor labels), over six or more no minor ticks either."""
     for axis, scale in (("x", ax.get_xscale()), ("y", ax.get_yscale())):
         if scale != "log" or which not in ("both", axis):
             continue
         lo, hi = ax.get_xlim() if axis == "x" else ax.get_ylim()
-        if lo <= 0 or math.log10(hi / lo) < 2:
-            continue  # matplotlib's default then labels a few minor ticks, which reads better
         a = ax.xaxis if axis == "x" else ax.yaxis
+        if lo <= 0 or math.log10(hi / lo) < 2:
+            # A short axis: matplotlib's choice of ticks, labelled in plain text.
+            a.set_major_formatter(FuncFormatter(power_label))
+            a.set_minor_formatter(FuncFormatter(power_label))
+            continue
         a.set_major_locator(LogLocator(base=10, numticks=8))
-        a.set_minor_formatter(NullFormatter())
+        plain_log_labels(a)
         if math.log10(hi / lo) >= 6:  # minor ticks would only blur the decades (and cost time)
             a.set_minor_locator(NullLocator())
 
@@ -232,4 +265,4 @@ def symlog_ticks(ax) -> None:
     span = math.log10(max(abs(lo), abs(hi), 10.0))
     base = 10.0 ** max(1, math.ceil(span / 5))
     ax.yaxis.set_major_locator(SymmetricalLogLocator(base=base, linthresh=1.0))
-    ax.yaxis.set_minor_formatter(NullFormatter())
+    plain_log_labels(ax.yaxis)

@@ -22,7 +22,15 @@ from matplotlib.lines import Line2D
 
 from optzoo.report.data import ReportData
 from optzoo.report.formatting import fmt
-from optzoo.report.style import base_names, family, grid, label_outer, legend, styles
+from optzoo.report.style import (
+    base_names,
+    family,
+    grid,
+    label_outer,
+    legend,
+    plain_log_labels,
+    styles,
+)
 from optzoo.store import cell_name
 
 if TYPE_CHECKING:
@@ -114,6 +122,7 @@ def _draw_landscape(
     cb.set_label(label)
     cb.set_ticks([10.0**k for k in range(a, b + 1)])
     cb.minorticks_off()
+    plain_log_labels(cb.ax.yaxis)
 
 
 def _by_family(an: ReportData, opts: Sequence[str]) -> dict[str, list[str]]:
@@ -193,8 +202,8 @@ def contours(an: ReportData, job: Job) -> Figure | None:
             ax.plot(sd[0], sd[1], "X", color="red", mec="k", ms=9, zorder=6)
         ax.set_xlim(lo[0], hi[0])
         ax.set_ylim(lo[1], hi[1])
-        ax.set_xlabel("$x_1$")
-        ax.set_ylabel("$x_2$")
+        ax.set_xlabel("x₁")
+        ax.set_ylabel("x₂")
         ax.set_title(fam)
         if unseen:  # a panel that looks empty says why
             ax.text(0.02, 0.02, "too short to see: " + ", ".join(unseen), fontsize=6,
@@ -288,8 +297,8 @@ def basins(an: ReportData, job: Job) -> Figure | None:
         pad = 0.03 * (np.asarray(hi, float) - np.asarray(lo, float))
         ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
         ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
-        ax.set_xlabel("$x_1$ of the start")
-        ax.set_ylabel("$x_2$ of the start")
+        ax.set_xlabel("x₁ of the start")
+        ax.set_ylabel("x₂ of the start")
         title = ", ".join(names)
         if len(names) > 3:  # alike: the names on a second line, cut to the panel's width
             title = textwrap.shorten(title, 60, placeholder=", ...")

@@ -14,7 +14,7 @@ from matplotlib.ticker import FixedLocator, MaxNLocator, NullLocator
 from optzoo import metrics
 from optzoo.report.data import ReportData, load
 from optzoo.report.formatting import fmt, pct
-from optzoo.report.style import LEGEND_H, decades, figure, legend, styles
+from optzoo.report.style import LEGEND_H, decades, figure, legend, plain_log_labels, styles
 
 if TYPE_CHECKING:
     from optzoo.report.registry import Job
@@ -172,6 +172,7 @@ def critical_points(an: ReportData, job: Job) -> Figure | None:
         ticks = [10.0**top, 10.0 ** (top - 3)]
         ax2.xaxis.set_major_locator(FixedLocator([-t for t in ticks] + [0.0] + ticks[::-1]))
         ax2.xaxis.set_minor_locator(NullLocator())
+        plain_log_labels(ax2.xaxis)
         ax2.axvline(0, color="r", lw=0.8)
         ax2.set_xlabel("Hessian eigenvalue (symmetric log scale)")
         ax2.set_ylabel("count")
