@@ -8,8 +8,8 @@ are several cores; :func:`render` returns them as matplotlib Figures without wri
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import queue
-import signal
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +22,6 @@ from optzoo.errors import ConfigError
 from optzoo.report.data import ReportData, load
 from optzoo.report.figures import curves, landscape, points
 from optzoo.report.style import FIGURES_DIR, STYLE, save, slug
-from optzoo.store import forget_inherited_locks
 
 
 @dataclass(frozen=True)
@@ -222,7 +221,11 @@ def _draw_forked(
     claimed = ctx.Value("i", 0)
     results = ctx.Queue()
     procs = [
-        ctx.Process(target=_worker, args=(an, todo, order, outdir, claimed, results), daemon=True)
+        ctx.Process(
+            target=_worker,
+            args=(an, todo, order, outdir, claimed, results, os.getpid()),
+            daemon=True,
+        )
         for _ in range(workers - 1)
     ]
     done: dict[int, list[Path]] = {}
@@ -262,11 +265,11 @@ def _claim(claimed, order: list[int]) -> Iterator[int]:
         yield order[k]
 
 
-def _worker(an, todo, order, outdir, claimed, results) -> None:
+def _worker(an, todo, order, outdir, claimed, results, parent) -> None:
     """Draw jobs until none is left, reporting ``(job, paths, error)`` for each."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    forget_inherited_locks()
+    # As the pool's workers do: Ctrl-C is the parent's to handle, SIGTERM ends us, the parent's
+    # death (even by SIGKILL) too, and the parent's store locks are not ours.
+    _pool._init(None, parent)
     for i in _claim(claimed, order):
         try:
             results.put((i, [str(p) for p in _draw_one(an, todo[i], outdir)], None))
