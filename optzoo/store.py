@@ -132,6 +132,11 @@ def _atomic_bytes(path: Path, write) -> None:
         os.fsync(fh.fileno())
 
 
+def write_bytes(path: Path, data: bytes) -> None:
+    """Write bytes atomically (temporary file, fsync, rename): figures, for one."""
+    _atomic_bytes(Path(path), lambda fh: fh.write(data))
+
+
 def write_json(path: Path, data: Any) -> None:
     """Write JSON atomically (temporary file, fsync, rename)."""
     text = json.dumps(data, indent=2, sort_keys=True, default=str) + "\n"

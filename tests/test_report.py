@@ -3,6 +3,7 @@ on regeneration, and no optimizer imported."""
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import struct
@@ -18,6 +19,7 @@ import torch
 
 from optzoo import report
 from optzoo.config import OptimizerSpec, Suite
+from optzoo.errors import ConfigError
 from optzoo.harness import run_cell
 from optzoo.problems.base import Problem
 from optzoo.store import Store, write_frame
@@ -128,8 +130,22 @@ def png_size(path: Path) -> tuple[int, int]:
     return struct.unpack(">II", head[16:24])
 
 
-def px(inches: tuple[float, float]) -> tuple[int, int]:
-    return (round(inches[0] * report.DPI), round(inches[1] * report.DPI))
+# Expected sizes, written out here rather than taken from the report: 120 dpi; a panel grid is
+# at most 3 panels wide, 4.0 x 3.2 inches a panel, with 0.6 inches of margin across and 0.7 for
+# the legend below; fixed figures are 8.2 x 4.4 (profile) and 10 x 4.2 (cliff, critical points).
+def grid_px(n_panels: int) -> tuple[int, int]:
+    cols, rows = min(3, n_panels), math.ceil(n_panels / 3)
+    return (round((4.0 * cols + 0.6) * 120), round((3.2 * rows + 0.7) * 120))
+
+
+PROFILE_PX, CLIFF_PX = (984, 528), (1200, 504)
+
+
+def critical_points_px(n_problems: int, n_optimizers: int) -> tuple[int, int]:
+    """10 x 4.2 inches, and a 0.7-inch legend row per six keys below the panels when colour
+    names the problem and marker the optimizer."""
+    rows = math.ceil((n_problems + n_optimizers) / 6) if n_problems > 1 and n_optimizers > 1 else 0
+    return (1200, round((4.2 + 0.7 * rows) * 120))
 
 
 def test_every_table_is_written(results):
@@ -172,18 +188,18 @@ def test_every_figure_has_its_size(results):
     fig = results / "figures"
     n_probs, n_opts = len(PROBLEMS), len(OPTIMIZERS)
     n_cats = len({p.category for p in PROBLEMS})
-    w, h = report.SIZES["profile"]
     expect = {
-        "convergence": px(report.figure_size(n_probs)),
-        "ecdf": px(report.figure_size(n_cats)),
-        "lr_sensitivity": px(report.figure_size(n_cats)),
-        "profile": px((w + 1.8, h)),
+        "convergence": grid_px(n_probs),
+        "ecdf": grid_px(n_cats),
+        "lr_sensitivity": grid_px(n_cats),
+        "profile": PROFILE_PX,
     }
+    assert expect["convergence"] == (1512, 852)  # 5 problems: two rows of three panels
     # sgd and momentum are two families: one contour panel each.
     for p in PROBLEMS:
-        expect[f"contour_{p.name}"] = px(report.figure_size(2))
+        expect[f"contour_{p.name}"] = grid_px(2)
     # Basins: one panel per distinct outcome pattern, one or two here.
-    basins = {px(report.figure_size(k)) for k in range(1, n_opts + 1)}
+    basins = {grid_px(k) for k in range(1, n_opts + 1)}
     if "min_ratio" in pd.read_parquet(next((results / "cells").glob("*.runs.parquet"))).columns:
         # The harness stores it. Shown: non-diverged end points, those above 2-D if any.
         runs = pd.concat(pd.read_parquet(f) for f in (results / "cells").glob("*.runs.parquet"))
@@ -191,7 +207,7 @@ def test_every_figure_has_its_size(results):
         dims = shown["x_final"].map(len)
         shown = shown[dims > 2] if (dims > 2).any() else shown
         n_p, n_o = shown["problem"].nunique(), shown["optimizer"].nunique()
-        expect["critical_points"] = px(report.critical_points_size(n_p, n_o))
+        expect["critical_points"] = critical_points_px(n_p, n_o)
     names = sorted(p.stem for p in fig.glob("*.png"))
     assert names == sorted([*expect, "basins_rosen", "basins_saddle"])
     assert not list(fig.glob("*.svg"))  # one format per figure
@@ -239,7 +255,7 @@ def test_cliff_figure_compares_two_result_sets(results, tmp_path):
     clipped = build(tmp_path / "clipped", [PROBLEMS[3]], clip_norm=1.0)
     files = report.figure_cliff(results, clipped, outdir=tmp_path / "fig")
     assert [p.name for p in files] == ["cliff.png"]
-    assert png_size(files[0]) == px(report.SIZES["cliff"])
+    assert png_size(files[0]) == CLIFF_PX
 
 
 def _rewrite_runs(root: Path, change) -> None:
@@ -274,8 +290,8 @@ def test_critical_points_drawn_only_with_the_analysis_columns(results, tmp_path)
         assert [p.name for p in files] == ["critical_points.png"]
         runs = pd.concat(pd.read_parquet(f) for f in (root / "cells").glob("*.runs.parquet"))
         shown = runs[runs["status"] != "diverged"]
-        size = report.critical_points_size(shown["problem"].nunique(), shown["optimizer"].nunique())
-        assert png_size(files[0]) == px(size)
+        size = critical_points_px(shown["problem"].nunique(), shown["optimizer"].nunique())
+        assert png_size(files[0]) == size
 
 
 # -- figures that read ---------------------------------------------------------------------------
@@ -298,17 +314,14 @@ def test_palette_gives_families_one_hue_and_members_distinct_styles():
     assert st["sgd"]["color"] == st["sgd+clip"]["color"] != st["adam"]["color"]
 
 
-def _drawn(monkeypatch, func, *args):
-    """The matplotlib figure a figure function draws, captured instead of saved."""
-    figs = []
-    monkeypatch.setattr(report, "_save", lambda fig, outdir, name: figs.append(fig) or [])
-    func(*args)
-    return figs
+def _drawn(name: str, results: Path) -> list:
+    """The matplotlib figures of one kind, drawn and not saved."""
+    return report.render(results, name)
 
 
-def test_convergence_panels_have_data_and_log_axes_where_values_span_decades(results, monkeypatch):
+def test_convergence_panels_have_data_and_log_axes_where_values_span_decades(results):
     results, _ = results
-    (fig,) = _drawn(monkeypatch, report.figure_convergence, results)
+    (fig,) = _drawn("convergence", results)
     panels = [ax for ax in fig.axes if ax.get_visible() and ax.get_title()]
     assert len(panels) == len(PROBLEMS)
     for ax in panels:
@@ -322,17 +335,132 @@ def test_convergence_panels_have_data_and_log_axes_where_values_span_decades(res
     assert saddle.get_yscale() == "symlog" and "escape" in saddle.get_title()
 
 
-def test_legends_sit_outside_the_panels(results, monkeypatch):
+def test_legends_sit_outside_the_panels(results):
     results, _ = results
-    for func in (report.figure_convergence, report.figure_ecdf, report.figure_profile):
-        (fig,) = _drawn(monkeypatch, func, results)
+    for name in ("convergence", "ecdf", "profile"):
+        (fig,) = _drawn(name, results)
         from matplotlib.backends.backend_agg import FigureCanvasAgg
 
         FigureCanvasAgg(fig).draw()
         legends = fig.legends + [ax.get_legend() for ax in fig.axes if ax.get_legend()]
-        assert legends, func.__name__
+        assert legends, name
         for leg in legends:
             box = leg.get_window_extent()
             for ax in fig.axes:
                 if ax.get_visible() and ax.get_title():
-                    assert not box.overlaps(ax.get_window_extent()), func.__name__
+                    assert not box.overlaps(ax.get_window_extent()), name
+
+
+def test_a_family_larger_than_the_line_styles_still_tells_its_members_apart():
+    # Nine optimizers the palette does not know: one family ("other"), more than six members.
+    specs = [{"name": f"torch.optim:Rule{k}"} for k in range(9)]
+    an = SimpleNamespace(manifest={"suite": {"optimizers": specs}},
+                         optimizers=[s["name"] for s in specs])  # fmt: skip
+    st = report.styles(an)
+    pairs = [(v["color"], str(v["ls"])) for v in st.values()]
+    assert len(set(pairs)) == len(pairs) == 9
+
+
+def _panels(fig) -> list:
+    """The data panels of a figure (visible axes with a title; colorbars have none)."""
+    return [ax for ax in fig.axes if ax.get_visible() and ax.get_title()]
+
+
+def _has_data(ax) -> bool:
+    lines = [ln for ln in ax.get_lines() if len(np.atleast_1d(ln.get_xdata())) > 1]
+    scatters = [c for c in ax.collections if len(getattr(c, "get_offsets", list)()) > 0]
+    return bool(lines or scatters or ax.patches)
+
+
+@pytest.mark.parametrize("name", ["convergence", "ecdf", "lr_sensitivity", "basins"])
+def test_no_panel_is_empty(results, name):
+    results, _ = results
+    for fig in _drawn(name, results):
+        panels = _panels(fig)
+        assert panels, name
+        for ax in panels:
+            assert _has_data(ax), (name, ax.get_title())
+
+
+def test_contour_panels_hold_at_most_six_paths_and_say_why_one_looks_empty(results):
+    results, _ = results
+    figs = _drawn("contour", results)
+    assert len(figs) == len(PROBLEMS)  # every problem here is 2-D
+    for fig in figs:
+        for ax in _panels(fig):
+            paths = [ln for ln in ax.get_lines() if len(np.atleast_1d(ln.get_xdata())) > 1]
+            assert len(paths) <= 6, ax.get_title()
+            # A path shorter than 0.5% of the box cannot be seen; the panel must say so.
+            lo_x, hi_x = ax.get_xlim()
+            lo_y, hi_y = ax.get_ylim()
+            diag = math.hypot(hi_x - lo_x, hi_y - lo_y)
+            for ln in paths:
+                xy = np.column_stack([ln.get_xdata(), ln.get_ydata()]).astype(float)
+                if np.linalg.norm(xy - xy[0], axis=1).max() <= 0.005 * diag:
+                    assert any("too short to see" in t.get_text() for t in ax.texts)
+
+
+@pytest.mark.parametrize("name", ["convergence", "ecdf", "lr_sensitivity", "profile"])
+def test_an_axis_whose_data_spans_more_than_three_decades_is_logarithmic(results, name):
+    results, _ = results
+    (fig,) = _drawn(name, results)
+    for ax in _panels(fig):
+        for axis, get in (("x", "get_xdata"), ("y", "get_ydata")):
+            vals = [np.asarray(getattr(ln, get)(), float) for ln in ax.get_lines()]
+            v = np.abs(np.concatenate(vals)) if vals else np.zeros(0)
+            v = v[np.isfinite(v) & (v > 0)]
+            if v.size and v.max() / v.min() > 1e3:
+                scale = ax.get_xscale() if axis == "x" else ax.get_yscale()
+                assert scale in ("log", "symlog"), (name, ax.get_title(), axis)
+
+
+@pytest.mark.parametrize("name", ["contour", "basins", "lr_sensitivity", "critical_points"])
+def test_legends_of_every_figure_sit_outside_the_data(results, name):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    results, _ = results
+    for fig in _drawn(name, results):
+        FigureCanvasAgg(fig).draw()
+        legends = fig.legends + [ax.get_legend() for ax in fig.axes if ax.get_legend()]
+        assert legends, name
+        for leg in legends:
+            for ax in _panels(fig):
+                assert not leg.get_window_extent().overlaps(ax.get_window_extent()), name
+
+
+def test_registry_names_each_figure_once_with_a_function_and_a_caption():
+    assert set(report.FIGURES) == {
+        "contour", "convergence", "ecdf", "profile", "basins", "lr_sensitivity", "cliff",
+        "critical_points",
+    }  # fmt: skip
+    for name, spec in report.FIGURES.items():
+        assert spec.name == name and callable(spec.draw) and spec.caption.endswith(".")
+    with pytest.raises(ConfigError, match="allowed: basins, cliff"):
+        report.render(".", "nope")
+
+
+def test_category_order_is_the_problems_one():
+    from optzoo.problems.base import CATEGORIES
+
+    assert report.CATEGORY_ORDER == CATEGORIES
+
+
+def test_draw_writes_the_chosen_figures_in_one_or_two_processes_alike(results, tmp_path):
+    results, _ = results
+    one = report.draw(results, ["profile", "contour"], outdir=tmp_path / "one", workers=1)
+    two = report.draw(results, ["profile", "contour"], outdir=tmp_path / "two", workers=2)
+    assert [p.name for p in one] == [p.name for p in two]
+    assert [p.name for p in one][0] == "profile.png" and len(one) == 1 + len(PROBLEMS)
+    for a, b in zip(one, two, strict=True):
+        assert a.read_bytes() == b.read_bytes()
+
+
+def test_contour_groups_hold_at_most_six_optimizers():
+    from optzoo.report.figures.landscape import _by_family
+
+    names = [f"adam{k}" for k in range(8)] + ["sgd"]
+    specs = [{"name": "adam", "label": n} for n in names[:-1]] + [{"name": "sgd"}]
+    an = SimpleNamespace(manifest={"suite": {"optimizers": specs}}, optimizers=names)
+    groups = _by_family(an, names)
+    assert [len(g) for g in groups.values()] == [6, 2, 1]
+    assert sorted(o for g in groups.values() for o in g) == sorted(names)
