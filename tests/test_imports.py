@@ -16,8 +16,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 # The checkout's source, next to these tests (not whichever optzoo is installed).
 ROOT = Path(__file__).resolve().parents[1] / "optzoo"
 MAX_LINES = 600
@@ -201,9 +199,6 @@ def test_imports_are_read_inside_functions_and_not_under_type_checking(tmp_path)
 
 
 # -- the package ----------------------------------------------------------------------------------
-@pytest.mark.xfail(
-    strict=True, reason="harness and executors import each other; the restructuring removes it"
-)
 def test_no_import_cycle_among_optzoo_modules():
     graph = import_graph()
     assert len(graph) > 20 and sum(map(len, graph.values())) > 50  # the graph was read
@@ -211,10 +206,6 @@ def test_no_import_cycle_among_optzoo_modules():
     assert not found, "import cycles:\n" + "\n".join(describe(c, graph) for c in found)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="report, harness, config and problems.neural are over 600 lines; being split",
-)
 def test_no_module_over_600_lines():
     lengths = {m: len(p.read_text().splitlines()) for m, p in MODULES.items()}
     assert len(lengths) > 20 and lengths["optzoo"] > 0  # the package was read
