@@ -200,23 +200,13 @@ class Comparison(Results):
     def plot(self, kind: str = "convergence"):
         """A report figure as a matplotlib Figure (a list of them where there is one per problem).
 
-        ``kind``: convergence, contours, ecdf, profile, basins, lr_sensitivity, zigzag, cliff,
-        critical_points. Nothing is written to disk.
+        ``kind``: one of the report's figures (``optzoo.report.FIGURES``: convergence, contour or
+        contours, ecdf, profile, basins, lr_sensitivity, cliff, critical_points). Nothing is
+        written to disk.
         """
         from optzoo import report
 
-        funcs = {f.__name__.removeprefix("figure_"): f for f in report.FIGURE_FUNCTIONS}
-        funcs.setdefault("cliff", report.figure_cliff)
-        if kind not in funcs:
-            raise ConfigError(f"plot: unknown kind {kind!r}; allowed: {', '.join(sorted(funcs))}")
-        figs: list = []
-        saved = report._save
-        # The report's figure functions end by saving; keep the Figure instead.
-        report._save = lambda fig, outdir, name: figs.append(fig) or []
-        try:
-            funcs[kind](self.root)
-        finally:
-            report._save = saved
+        figs = report.render(self.root, {"contours": "contour"}.get(kind, kind))
         if not figs:
             raise ConfigError(f"plot: these results have no {kind!r} figure (e.g. not 2-D)")
         return figs[0] if len(figs) == 1 else figs

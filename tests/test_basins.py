@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 
 from optzoo import metrics, optimizers, problems
-from optzoo.basin_figure import figure_basin_map, label_image, panels
-from optzoo.basins import (
+from optzoo.config import OptimizerSpec, Suite
+from optzoo.harness import run_cell
+from optzoo.harness.basins import (
     basin_labels,
     basin_map,
     cell_basin_map,
@@ -19,9 +20,8 @@ from optzoo.basins import (
     start_grid,
     wants_basin_map,
 )
-from optzoo.config import OptimizerSpec, Suite
-from optzoo.harness import run_cell
 from optzoo.problems.base import Problem
+from optzoo.report.figures.basin_map import figure_basin_map, label_image, panels
 
 matplotlib.use("Agg")
 
@@ -157,7 +157,7 @@ def test_figure_has_one_image_per_panel_and_its_legend_outside_the_panels():
     shown = [ax for ax in fig.axes if ax.get_visible()]
     assert len(shown) == 2
     assert all(len(ax.images) == 1 for ax in shown)
-    fig.canvas.draw()
+    fig.draw_without_rendering()  # a bare Figure: lay it out as saving would
     (legend,) = fig.legends
     box = legend.get_window_extent()
     for ax in shown:

@@ -439,12 +439,6 @@ def test_registry_names_each_figure_once_with_a_function_and_a_caption():
         report.render(".", "nope")
 
 
-def test_category_order_is_the_problems_one():
-    from optzoo.problems.base import CATEGORIES
-
-    assert report.CATEGORY_ORDER == CATEGORIES
-
-
 def test_draw_writes_the_chosen_figures_in_one_or_two_processes_alike(results, tmp_path):
     results, _ = results
     one = report.draw(results, ["profile", "contour"], outdir=tmp_path / "one", workers=1)

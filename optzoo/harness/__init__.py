@@ -9,7 +9,7 @@ traces, and the full trajectories of the first ``suite.paths`` starts of 2-D pro
 paths.
 
 - :mod:`~optzoo.harness.cell`: ``run_cell``, ``merge_chunks``, ``CellResult``, grid widening,
-  the basin map of a finished cell (:mod:`optzoo.basins`);
+  the basin map of a finished cell (:mod:`optzoo.harness.basins`);
 - :mod:`~optzoo.harness.grid`: the cell's runs, starts and per-run hyperparameters;
 - :mod:`~optzoo.harness.loop`: the step loop;
 - :mod:`~optzoo.harness.targets`: first hits of the target ladder;

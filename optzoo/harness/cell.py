@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from optzoo import basins, catalog, metrics, optimizers
+from optzoo import catalog, metrics, optimizers
 from optzoo import config as config_mod
 from optzoo.config import OptimizerSpec, ProblemSpec, Suite
 from optzoo.errors import ConfigError
-from optzoo.harness import grid
+from optzoo.harness import basins, grid
 from optzoo.harness.endpoints import landscape_grid
 from optzoo.harness.grid import Row, cell_starts, make_problem, problem_key, same_value
 from optzoo.harness.loop import Batch, run_batch

@@ -12,8 +12,7 @@ import torch
 from torch import Tensor
 
 from optzoo.errors import ConfigError
-
-CATEGORIES = ("saddle", "ravine", "plateau", "cliff", "multimodal", "neural", "custom")
+from optzoo.schema import CATEGORIES  # named once, torch-free, so the report shares it
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,11 @@ import pandas as pd
 
 from optzoo import metrics
 from optzoo.errors import ConfigError
+from optzoo.schema import CATEGORIES
 from optzoo.store import Store
 
-# The order of categories in tables and panels: ``optzoo.problems.base.CATEGORIES``, which the
-# report cannot import (the problems package imports torch and every landscape, and the report
-# reads stored files only); tests/test_report.py checks that the two agree.
-CATEGORY_ORDER = ("saddle", "ravine", "plateau", "cliff", "multimodal", "neural", "custom")
+# The order of categories in tables and panels: the problems' own list, from the torch-free schema.
+CATEGORY_ORDER = CATEGORIES
 
 
 class ReportData:

@@ -99,9 +99,10 @@ FIGURES: dict[str, FigureSpec] = {
         FigureSpec(
             "basins",
             landscape.basins,
-            "Basins of attraction: each start point coloured by the minimizer its run ended "
-            "nearest to (or saddle, escaped, diverged, other), one panel per optimizer at its "
-            "best lr.",
+            "Basins of attraction: each start of a grid over the box (the suite's basin_grid "
+            "squared; else the reported starts) coloured by the minimizer its run ended near "
+            "(or saddle, escaped, diverged, other), each optimizer at its chosen setting; "
+            "optimizers with identical maps share a panel.",
             cost=1.3,
             per_problem=landscape.basin_problems,
         ),

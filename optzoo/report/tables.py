@@ -6,7 +6,7 @@ Written files::
     tables/convergence.{csv,md,tex}   one row per problem x optimizer
     tables/targets.{md,tex}           COCO-style aRT per delta_f target, per problem
     tables/categories.{csv,md,tex}    per category x optimizer: success, aRT ratio, rank
-    tables/landscape.{csv,md}         zigzag, plateau steps, largest step, escape steps
+    tables/landscape.{csv,md}         zigzag, step cosine, plateau steps, largest step, escape
     tables/timing.csv                 wall time per cell (the only place it appears)
 
 Tuning, disclosed: unless a table says otherwise, each optimizer is shown at its best
@@ -318,8 +318,8 @@ def landscape_table(data: ReportData | str | Path) -> pd.DataFrame:
     b = an.best
     cols = [
         "problem", "category", "optimizer", "lr", "efficiency_q25", "efficiency_q50",
-        "efficiency_q75", "zigzag_q50", "flat_steps_q50", "max_step_q50", "diverged", "runs",
-        "escape_step_q50",
+        "efficiency_q75", "zigzag_q50", "step_cos_q50", "flat_steps_q50", "max_step_q50",
+        "diverged", "runs", "escape_step_q50",
     ]  # fmt: skip
     return b[cols].reset_index(drop=True) if not b.empty else pd.DataFrame(columns=cols)
 
@@ -338,6 +338,7 @@ def _landscape_display(t: pd.DataFrame) -> pd.DataFrame:
                 )
             ],
             "zigzag": [fmt(v, 3) for v in t["zigzag_q50"]],
+            "step cosine": [fmt(v, 2) for v in t["step_cos_q50"]],
             "plateau steps": [fmt(v, 4) for v in t["flat_steps_q50"]],
             "largest step": [fmt(v, 3) for v in t["max_step_q50"]],
             "diverged": [f"{d}/{n}" for d, n in zip(t["diverged"], t["runs"], strict=True)],
@@ -414,12 +415,15 @@ def write_tables(an: ReportData) -> list[Path]:
         "landscape.md",
         "# Landscape metrics\n\n"
         "At the best lr per problem, median [q25, q75] over runs. Path efficiency: |x_T - x_0| / "
-        "path length (ravines: low means zigzag); zigzag: its inverse (median); plateau steps: "
-        "steps with |g| below the suite's plateau_grad; largest step: median over runs of the "
-        "largest step norm (cliffs); steps to escape: median over runs that left the saddle.\n\n"
+        "path length (ravines: low means zigzag, but a crawling run also scores as straight); "
+        "zigzag: its inverse (median); step cosine: median over runs of the mean cosine between "
+        "successive steps (+1 straight, below 0 a zigzag; independent of step size); plateau "
+        "steps: steps with |g| below the suite's plateau_grad; largest step: median over runs of "
+        "the largest step norm (cliffs); steps to escape: median over runs that left the "
+        "saddle.\n\n"
         + markdown(
             _landscape_display(land),
-            right=("lr", "zigzag", "plateau steps", "largest step", "diverged"),
+            right=("lr", "zigzag", "step cosine", "plateau steps", "largest step", "diverged"),
         ),
     )
     put("timing.csv", csv(timing_table(an)))

@@ -103,26 +103,23 @@ def summary_dict(study: Study, outcome: Outcome, reduced: bool) -> dict[str, Any
     }
 
 
-def _figure_bytes(fig: Any, fmt: str) -> bytes:
+def _figure_bytes(fig: Any) -> bytes:
+    """One PNG (the format the findings link): no creator is embedded, so the bytes repeat."""
     buf = io.BytesIO()
-    # A fixed date and creator keep the files byte-identical from run to run.
-    meta = {"png": {"Software": None}, "svg": {"Date": None}}[fmt]
-    fig.savefig(buf, format=fmt, dpi=110, metadata=meta, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=110, metadata={"Software": None}, bbox_inches="tight")
     return buf.getvalue()
 
 
 def publish(study: Study, outcome: Outcome, out: Path, reduced: bool = False) -> Path:
     """Write one study's summary, findings, figures and tables under ``out/<name>/``."""
-    from optzoo.store import _atomic_bytes
+    from optzoo.store import write_bytes
 
     d = Path(out) / study.name
     d.mkdir(parents=True, exist_ok=True)
     summary = summary_dict(study, outcome, reduced)
     validate_summary(summary)
     for name, fig in outcome.figures.items():
-        for fmt in ("png", "svg"):
-            data = _figure_bytes(fig, fmt)
-            _atomic_bytes(d / f"{name}.{fmt}", lambda fh, b=data: fh.write(b))
+        write_bytes(d / f"{name}.png", _figure_bytes(fig))
     for name, df in outcome.tables.items():
         write_text(d / f"{name}.csv", df.to_csv(index=False, float_format="%.6g"))
     figs = "".join(f"\n![{n}]({n}.png)\n" for n in outcome.figures)

@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from optzoo.report.data import ReportData
+from optzoo.report.figures.basin_map import figure_basin_map
 from optzoo.report.formatting import fmt
 from optzoo.report.style import (
     base_names,
@@ -255,6 +256,13 @@ def basins(an: ReportData, job: Job) -> Figure | None:
     opts = [o for o in an.optimizers if not an.best_runs(p, o).empty]
     if not opts:
         return None
+    maps = an.store.read("basins", [cell_name(p, o) for o in opts])
+    if not maps.empty:  # the suite's dense grid of starts (basin_grid); else the cell's starts
+        n = round(math.sqrt(len(maps) / maps["optimizer"].nunique()))
+        title = (
+            f"basins of attraction: {p} ({n} x {n} starts, each optimizer at its chosen setting)"
+        )
+        return figure_basin_map(maps, info, optimizers=opts, title=title)
     mins = info.get("minimizers") or []
     palette = matplotlib.colormaps["tab10"]
     style = {f"min {k + 1}": (palette(k % 10), "o") for k in range(len(mins))}

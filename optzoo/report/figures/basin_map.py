@@ -1,18 +1,21 @@
 """The basin-map figure: each start of a dense grid coloured by where its run ended.
 
-Reads a stored basin frame (``optzoo.basins.cell_basin_map``: one row per start and optimizer,
-columns ``optimizer, x0_1, x0_2, label``) and the problem's facts; runs nothing. Optimizers whose
-maps are identical share one panel (identical panels say nothing); the legend sits outside the
-panels, below them.
+Reads stored basin frames (``optzoo.harness.basins.cell_basin_map``: one row per start and
+optimizer, columns ``optimizer, x0_1, x0_2, label``) and the problem's facts; runs nothing.
+Optimizers whose maps are identical share one panel (identical panels say nothing); the legend
+sits outside the panels, below them.
 """
 
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+
+from optzoo.report.style import legend
 
 CAPTION = (
     "Basins of attraction on a {n} x {n} grid of starts over the box: each start coloured by "
@@ -80,8 +83,8 @@ def figure_basin_map(
     ``maps``: the problem's stored basin frames (any number of optimizers); ``info``: its facts
     (bounds, minimizers, saddles). Returns the matplotlib Figure (the caller saves it).
     """
-    import matplotlib.pyplot as plt
     from matplotlib.colors import ListedColormap
+    from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
@@ -93,13 +96,10 @@ def figure_basin_map(
     groups = panels(maps, optimizers)
     ncols = max(1, min(MAX_COLS, len(groups)))
     nrows = max(1, math.ceil(len(groups) / ncols))
-    fig, axes = plt.subplots(
-        nrows,
-        ncols,
-        figsize=(PANEL_INCHES * ncols + 0.4, PANEL_INCHES * nrows + 1.2),
-        squeeze=False,
-        layout="constrained",
+    fig = Figure(
+        figsize=(PANEL_INCHES * ncols + 0.8, PANEL_INCHES * nrows + 1.2), layout="constrained"
     )
+    axes = fig.subplots(nrows, ncols, squeeze=False)
     used: set[str] = set()
     for ax in axes.flat[len(groups) :]:
         ax.set_visible(False)
@@ -141,9 +141,12 @@ def figure_basin_map(
     if sads:
         handles.append(Line2D([], [], marker="X", ls="", color="red", mec="k", ms=8))
         texts.append("saddle")
-    fig.legend(handles, texts, loc="outside lower center", ncols=min(len(texts), 4),
-               frameon=False, fontsize=8)  # fmt: skip
+    legend(fig, handles, texts, ncols=max(2, ncols))  # long entries: two per panel width
     n = len(np.unique(maps["x0_1"])) if len(maps) else 0
-    fig.suptitle(title or f"basins of attraction: {info.get('key', info.get('name', ''))} "
-                 f"({n} x {n} starts)")  # fmt: skip
+    title = title or (
+        f"basins of attraction: {info.get('key', info.get('name', ''))} ({n} x {n} starts)"
+    )
+    # Wrapped to the figure's width (about 14 characters per inch at this size).
+    width = int(fig.get_figwidth() * 14)
+    fig.suptitle(textwrap.fill(title, width), fontsize=10)
     return fig
