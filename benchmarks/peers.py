@@ -460,35 +460,53 @@ LBFGS_NOTE = (
 )
 PROFILE_NOTES = """Where the time goes, for the targets not met, and what was tried.
 
-- **Adam through the harness, and the bare step, against JAX.** JAX compiles the whole step loop
-  into one fused XLA program: one pass over memory per step at large R, no dispatch at small R.
-  optzoo runs a step as about 40 eager torch ops, and the harness adds about 116 bookkeeping ops
-  (finiteness and stop tests, target ladder, best f, traces, paths; py-spy in issue 20: the step
-  is 27% of the harness's time at R = 1e4). At R = 1e2 each op costs its dispatch, 1-3 us; at
-  R >= 1e4 each is a full pass over the (R, d) arrays where XLA makes one. Tried here: the run
-  records built from whole arrays (no per-run Python). Not done: fusing the loop with
-  torch.compile; issue 20's prototypes measured 1.4-2.1x for the compiled update plus gradient,
-  and 92 M point-steps/s at R = 1e4 for Adam plus Rosenbrock's gradient compiled whole with 10
-  steps per call (48 M with one step per call, 28 M eager).
-- **The 100-D rotated quadratic.** optzoo computed x Q as a broadcast product and sum over an
-  (R, d, d) temporary, twice per oracle call, so that a run's bits do not depend on its batch.
-  Now it is one small GEMM per point (`bmm` of (1, d) rows by a broadcast Q): batch invariant
-  to the bit (tested) and about 30x faster at d = 100. The rest of the gap is BLAS-2 against
-  BLAS-3: JAX's `x @ Q` is one GEMM over all runs, which blocks over the runs and so rounds a
-  run differently in different batches (measured: 30x faster than the per-point products, not
-  batch invariant). The harness column also pays the end-point classification (an autograd
-  Hessian and `eigh` per run at d = 100), which JAX's loop does not do.
-- **Newton.** The Hessian was d double-backward passes over an O(R d^2) loss, then `eigh` every
-  step. Now problems that know their Hessian give it (quadratics, Rosenbrock, the saddle and
-  multimodal families; tested against autograd), and the plain step solves by Cholesky where
-  H + lambda I is safely positive definite, `eigh` only for saddle-free steps and fallbacks. The
-  safety proof inverts the triangular factor (to bound the smallest eigenvalue without `eigh`),
-  which doubles the triangular work; matrix-vector products are row-wise for batch invariance.
-- **L-BFGS.** The suite's settings (configs/*.toml) drop torch's absolute tolerances
-  (tolerance_change 1e-9 stopped a step where g.d > -1e-9, about 1e-6 from the minimum):
-  tolerance_change 0 and tolerance_grad 1e-9. Speed: optzoo's batched line search makes one
-  evaluation per pass for every running run, with a host sync per pass; jaxopt's vmapped
-  while-loop runs without host syncs."""
+- **Adam, the bare step and the harness against JAX.** JAX compiles the whole step loop into one
+  fused XLA program: one pass over memory per step at large R, no dispatch at small R. optzoo's
+  eager step is about 40 torch ops, and the harness adds about 116 bookkeeping ops (finiteness
+  and stop tests, target ladder, best f, traces, paths; py-spy in issue 20: the step is 27% of
+  the harness's time at R = 1e4). At R = 1e2 each op costs its dispatch, 1-3 us; at R >= 1e4
+  each is a full pass over the (R, d) arrays where XLA makes one.
+- **Tried: the fused step** (`optzoo.fused.fused_steps`, the "fused K=" columns): the rule plus
+  the problem's gradient, K steps per call, compiled by torch.compile (inductor, C++ on CPU).
+  - Where it pays: at small R, where dispatch dominates (a K = 10 call replaces ~400 dispatches
+    with one); at R >= 1e4 it is 1-2x the bare step, well short of JAX.
+  - Why not more at large R (inductor's generated C++, read from `TORCH_LOGS=output_code`): the
+    Rosenbrock gradient's slices and zero-pads (`x[:, :-1]`, `x[:, 1:]`, `pad`) make inductor
+    vectorise over d = 2 with masked two-element vectors and scalar gathers, and inline the
+    gradient into each consumer (four copies per step). Storing the (R, d) iterate and state
+    column-major for the call ((d, R) in memory) turns the loops to run over R: measured 2x at
+    K = 4, R = 1e4, and it is what fused_steps does. Longer unrolled loops (K = 10) generate
+    kernels of thousands of lines that spill registers: K = 10 was no faster than K = 4 at
+    R = 1e4 (issue 20's prototype saw the same fall-off at K = 50).
+  - Numbers: not byte-identical to the eager step (inductor computes lerp as mul + add where
+    ATen's kernel fuses a multiply-add, and reorders constant divisions); final iterates agree
+    to ~1e-14 ("x diff fused"). Batch invariant when padded as the harness pads
+    (tests/test_fused.py: a run alone and at any position of a padded batch, bit for bit). So it
+    is an opt-in, not the harness's default.
+  - Compile time ("fused compile s"): 10-25 s per (rule, problem, K, batch shape) on this
+    loaded machine, 2 minutes on a cold inductor cache; a suite cell would pay it once per
+    shape.
+  - Not done: the harness's bookkeeping inside the compiled loop (harness.py is being
+    restructured; the hook for it is `fused_steps(opt, problem, x, state, K, lr_scale) ->
+    (x, state, f (K, R), grad)`).
+- **The 100-D rotated quadratic.** x Q is one small GEMM per point (`bmm` of (1, d) rows by a
+  broadcast Q), batch invariant to the bit (tested). The gap is BLAS-2 against BLAS-3: JAX's
+  `x @ Q` is one GEMM over all runs, which blocks over the runs and so rounds a run differently
+  in different batches. Compiling does not change that (the bmm stays an extern call). The
+  harness column also pays the end-point classification (a Hessian and `eigh` per run).
+- **L-BFGS** (the suite's settings reach |g| <= 1e-7 on every run; the speed target is not met).
+  torch.profiler, harness at R = 1e4, 30 steps, self CPU time by op: `where` 16% (16,205 calls:
+  every `Masked.put` is a where over every run), `index` 10% (gathers `b[rows, pos]` of the
+  line search's bracket and the ring-buffer reads `old_dirs[rows, slot]`), `sum` 9% (the row
+  dot products, `linalg.vecdot` over d = 2: a reduction over a 2-long inner axis costs ~10x an
+  elementwise op), `any` 9% (the host sync of each line-search pass and the `held.any(0)` of
+  the two-loop recursion), `copy_` 8% (cloning the (R, m, d) ring buffers every step before
+  writing them in place), `mul` 7%, `gather` 5%, `index_put_` 4%. The search runs as many
+  passes as its slowest run needs, over every run, with a host sync per pass; jaxopt's vmapped
+  while-loop has no syncs. Candidates, not done here (another change is reworking lbfgs.py's
+  state): ring-buffer writes as a where over a one-hot slot mask (no clone, no index_put, the
+  same bits), the bracket as two (R,) slots instead of gathers, and the row dots as the
+  two-loop recursion's only reduction."""
 
 
 if __name__ == "__main__":
