@@ -468,24 +468,32 @@ PROFILE_NOTES = """Where the time goes, for the targets not met, and what was tr
   each is a full pass over the (R, d) arrays where XLA makes one.
 - **Tried: the fused step** (`optzoo.fused.fused_steps`, the "fused K=" columns): the rule plus
   the problem's gradient, K steps per call, compiled by torch.compile (inductor, C++ on CPU).
-  - Where it pays: at small R, where dispatch dominates (a K = 10 call replaces ~400 dispatches
-    with one); at R >= 1e4 it is 1-2x the bare step, well short of JAX.
+  - Where it pays: at small R, where dispatch dominates: at R = 1e2 a K = 10 call replaces
+    ~400 dispatches with one (6x the bare step in the run below, and the one Adam target met).
+    At R >= 1e4 it does not pay: no faster than the bare step in the run below (0.7-1x), and
+    1.2-2.2x in separate runs of one K against eager on this loaded machine. K = 1 loses
+    everywhere: each call converts x and the state to the layout below and back (six extra
+    passes per step) and pays the compiled-graph entry (guards, ~0.1 ms).
   - Why not more at large R (inductor's generated C++, read from `TORCH_LOGS=output_code`): the
     Rosenbrock gradient's slices and zero-pads (`x[:, :-1]`, `x[:, 1:]`, `pad`) make inductor
     vectorise over d = 2 with masked two-element vectors and scalar gathers, and inline the
     gradient into each consumer (four copies per step). Storing the (R, d) iterate and state
-    column-major for the call ((d, R) in memory) turns the loops to run over R: measured 2x at
-    K = 4, R = 1e4, and it is what fused_steps does. Longer unrolled loops (K = 10) generate
-    kernels of thousands of lines that spill registers: K = 10 was no faster than K = 4 at
-    R = 1e4 (issue 20's prototype saw the same fall-off at K = 50).
-  - Numbers: not byte-identical to the eager step (inductor computes lerp as mul + add where
-    ATen's kernel fuses a multiply-add, and reorders constant divisions); final iterates agree
-    to ~1e-14 ("x diff fused"). Batch invariant when padded as the harness pads
-    (tests/test_fused.py: a run alone and at any position of a padded batch, bit for bit). So it
-    is an opt-in, not the harness's default.
-  - Compile time ("fused compile s"): 10-25 s per (rule, problem, K, batch shape) on this
-    loaded machine, 2 minutes on a cold inductor cache; a suite cell would pay it once per
-    shape.
+    column-major for the call ((d, R) in memory) turns its loops to run over R: measured 1.7x
+    over row-major at K = 10, R = 1e4, and it is what fused_steps does. Longer unrolled loops
+    make kernels of thousands of lines (K = 10: 4,800 lines of C++) without getting faster
+    (issue 20's prototype saw the same fall-off at K = 50). What would close the gap: a
+    gradient written for the compiler (per-coordinate columns rather than slices and pads, as
+    issue 20's 92 M point-steps/s prototype did), which changes the problems' code and their
+    bits; not done here.
+  - Numbers: not byte-identical to the eager step: inductor's C++ rounds some ops otherwise
+    than ATen's kernels (its lerp is a separate multiply and add, `m + (g - m) * 0.1`, where
+    ATen's vectorised lerp kernel does its own arithmetic); a third of the runs differ in the
+    last bits after 100 steps, final iterates agree to ~1e-14 ("x diff fused"). Batch
+    invariant when padded as the harness pads (tests/test_fused.py: a run alone and at any
+    position of a padded batch, bit for bit). So it is an opt-in, not the harness's default.
+  - Compile time ("fused compile s", the slower K's first call): 5-25 s per (rule, problem, K,
+    batch shape) on this loaded machine, up to 2 minutes for the first compile of a process or
+    on a cold inductor cache; a suite cell would pay it once per shape.
   - Not done: the harness's bookkeeping inside the compiled loop (harness.py is being
     restructured; the hook for it is `fused_steps(opt, problem, x, state, K, lr_scale) ->
     (x, state, f (K, R), grad)`).
