@@ -469,11 +469,12 @@ PROFILE_NOTES = """Where the time goes, for the targets not met, and what was tr
 - **Tried: the fused step** (`optzoo.fused.fused_steps`, the "fused K=" columns): the rule plus
   the problem's gradient, K steps per call, compiled by torch.compile (inductor, C++ on CPU).
   - Where it pays: at small R, where dispatch dominates: at R = 1e2 a K = 10 call replaces
-    ~400 dispatches with one (6x the bare step in the run below, and the one Adam target met).
-    At R >= 1e4 it does not pay: no faster than the bare step in the run below (0.7-1x), and
-    1.2-2.2x in separate runs of one K against eager on this loaded machine. K = 1 loses
-    everywhere: each call converts x and the state to the layout below and back (six extra
-    passes per step) and pays the compiled-graph entry (guards, ~0.1 ms).
+    ~400 dispatches with one, 6-7x the bare step (in two runs of this benchmark), which puts it
+    at 1/9-1/16 of JAX: the R = 1e2 target is at the edge for the fused step, far for the
+    harness. At R >= 1e4 it buys little: 0.7-1.3x the bare step over the two runs (K = 10), the
+    100-D quadratic 1.0-1.3x. K = 1 loses nearly everywhere: each call converts x and the state
+    to the layout below and back (six extra passes per step) and pays the compiled graph's
+    entry (guards, ~0.1 ms).
   - Why not more at large R (inductor's generated C++, read from `TORCH_LOGS=output_code`): the
     Rosenbrock gradient's slices and zero-pads (`x[:, :-1]`, `x[:, 1:]`, `pad`) make inductor
     vectorise over d = 2 with masked two-element vectors and scalar gathers, and inline the
