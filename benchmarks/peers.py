@@ -469,12 +469,12 @@ PROFILE_NOTES = """Where the time goes, for the targets not met, and what was tr
 - **Tried: the fused step** (`optzoo.fused.fused_steps`, the "fused K=" columns): the rule plus
   the problem's gradient, K steps per call, compiled by torch.compile (inductor, C++ on CPU).
   - Where it pays: at small R, where dispatch dominates: at R = 1e2 a K = 10 call replaces
-    ~400 dispatches with one, 5-13x the bare step over four runs of this benchmark, which puts
-    it at 1/9-1/23 of JAX: the R = 1e2 target is at the edge for the fused step, far for the
-    harness. At R >= 1e4 it buys little: 0.7-1.4x the bare step over the four runs (K = 10),
-    the 100-D quadratic 0.9-1.5x. K = 1 loses nearly everywhere: each call converts x and the
-    state to the layout below and back (six extra passes per step) and pays the compiled
-    graph's entry (guards, ~0.1 ms).
+    ~400 dispatches with one, 5-13x the bare step over five runs of this benchmark, which puts
+    it at 1/9-1/32 of JAX: short of the R = 1e2 target for the fused step, far for the harness.
+    At R >= 1e4 it does not pay: 0.4-1.4x the bare step over the five runs (K = 10; the
+    quieter the machine, the lower), the 100-D quadratic 0.9-1.5x. K = 1 loses nearly
+    everywhere: each call converts x and the state to the layout below and back (six extra
+    passes per step) and pays the compiled graph's entry (guards, ~0.1 ms).
   - Why not more at large R (inductor's generated C++, read from `TORCH_LOGS=output_code`): the
     Rosenbrock gradient's slices and zero-pads (`x[:, :-1]`, `x[:, 1:]`, `pad`) make inductor
     vectorise over d = 2 with masked two-element vectors and scalar gathers, and inline the
@@ -504,7 +504,7 @@ PROFILE_NOTES = """Where the time goes, for the targets not met, and what was tr
   in different batches. Compiling does not change that (the bmm stays an extern call). The
   harness column also pays the end-point classification (a Hessian and `eigh` per run).
 - **L-BFGS** (the suite's settings reach |g| <= 1e-7 on every run). Speed: 0.42x to 1.03x
-  jaxopt's runs/s over four runs of this benchmark on the loaded machine (one repetition each:
+  jaxopt's runs/s over five runs of this benchmark on the loaded machine (one repetition each:
   L-BFGS is the slowest part), so the speed target is at best at the edge.
   torch.profiler, harness at R = 1e4, 30 steps, self CPU time by op: `where` 16% (16,205 calls:
   every `Masked.put` is a where over every run), `index` 10% (gathers `b[rows, pos]` of the

@@ -22,7 +22,7 @@ where a caller offers it), documented as not byte-identical to the eager one.
 Layout. The (R, d) iterate and state are stored column-major ((d, R) in memory) for the call:
 inductor then vectorises over the runs rather than over d, which at d = 2 it does with masked
 two-element vectors (measured 1.7x at K = 10, R = 1e4). It pays at small R, where the eager
-step is dispatch-bound (5-13x the bare step at R = 1e2, K = 10), and little at R >= 1e4 (0.7-1.4x;
+step is dispatch-bound (5-13x the bare step at R = 1e2, K = 10), and not at R >= 1e4 (0.4-1.4x;
 see results/benchmarks.md).
 
 Only problems whose loss and gradient are plain tensor code without data-dependent Python
