@@ -46,16 +46,17 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # runnable from a fresh clone, without installing the package
-    sys.path.insert(0, str(ROOT))
+for _p in (ROOT, ROOT / "benchmarks"):  # runnable from a fresh clone, without installing
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
+from _timing import bare_steps, numpy_adam  # noqa: E402
 
 from optzoo import _pool, optimizers, problems  # noqa: E402
 from optzoo.config import OptimizerSpec, Suite  # noqa: E402
@@ -266,39 +267,13 @@ def _np_ellipsoid(lam: np.ndarray) -> Callable[[np.ndarray], tuple[np.ndarray, n
     return fg
 
 
-def numpy_adam(fg, x: np.ndarray, steps: int, lr: float = 1e-2) -> float:
-    """Adam in NumPy, in place where it can be: seconds for ``steps`` steps of every row."""
-    b1, b2, eps = 0.9, 0.999, 1e-8
-    x = x.copy()
-    m, v, tmp = np.zeros_like(x), np.zeros_like(x), np.empty_like(x)
-    t0 = time.perf_counter()
-    for t in range(1, steps + 1):
-        _, g = fg(x)
-        m *= b1
-        m += (1.0 - b1) * g
-        v *= b2
-        np.multiply(g, g, out=tmp)
-        tmp *= 1.0 - b2
-        v += tmp
-        np.sqrt(v, out=tmp)
-        tmp /= math.sqrt(1.0 - b2**t)
-        tmp += eps
-        np.divide(m, tmp, out=tmp)
-        tmp *= lr / (1.0 - b1**t)
-        x -= tmp
-    return time.perf_counter() - t0
+def _grad_of(fg: Callable[[np.ndarray], tuple]) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda x: fg(x)[1]
 
 
-def bare_steps(opt_name, hp, problem, x, steps) -> float:
-    """Seconds for ``steps`` steps of ``opt.step`` through a counted oracle, no harness."""
-    opt = optimizers.get(opt_name, **hp)
-    oracle = Oracle(problem, x.shape[0])
-    state = opt.init(x)
-    with torch.no_grad():
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            x, state, _ = opt.step(x, state, oracle)
-        return time.perf_counter() - t0
+def _seconds(loop: Callable[..., tuple], *args, **kw) -> Callable[[int], float]:
+    """``n -> seconds`` of a timing loop of ``_timing`` run for n steps."""
+    return lambda n: loop(*args, n, **kw)[0]
 
 
 def harness_steps(opt_name, hp, problem, R, steps) -> tuple[float, float, int]:
@@ -335,8 +310,9 @@ def scaling(s: Settings, log: Callable[[str], None]) -> pd.DataFrame:
             x = torch.cat([problem.x0.reshape(1, -1), problem.sample_starts(R - 1, seed=1)])
             x_np = x.numpy().copy()
             # The floor first: NumPy Adam, calibrated to about s.seconds.
-            np_steps = _calibrate(partial(numpy_adam, fg, x_np), s)
-            t_np = numpy_adam(fg, x_np, np_steps) / (R * np_steps)
+            grad = _grad_of(fg)
+            np_steps = _calibrate(_seconds(numpy_adam, grad, x_np, lr=ADAM["lr"]), s)
+            t_np = numpy_adam(grad, x_np, np_steps, ADAM["lr"])[0] / (R * np_steps)
             for opt_name, hp in OPTIMIZERS:
                 row = {"optimizer": opt_name, "problem": label, "R": R}
                 big = _state_elements(opt_name, hp, R, d)
@@ -346,8 +322,8 @@ def scaling(s: Settings, log: Callable[[str], None]) -> pd.DataFrame:
                     continue
                 log(f"(b) {opt_name} on {label}, R = {R:,}")
                 bare_steps(opt_name, hp, problem, x, 1)  # warm up
-                steps = _calibrate(partial(bare_steps, opt_name, hp, problem, x), s)
-                t_bare = bare_steps(opt_name, hp, problem, x, steps) / (R * steps)
+                steps = _calibrate(_seconds(bare_steps, opt_name, hp, problem, x), s)
+                t_bare = bare_steps(opt_name, hp, problem, x, steps)[0] / (R * steps)
                 per_step, once, n = harness_steps(opt_name, hp, problem, R, steps)
                 t_harness = per_step / R
                 row.update(
@@ -506,7 +482,7 @@ def profile_step(s: Settings, log: Callable[[str], None]) -> tuple[pd.DataFrame,
     total = ops["us per step"].sum()
     ops["share"] = ops["us per step"] / total
     ops = ops[ops["share"] >= 0.01].reset_index(drop=True)
-    t_np = numpy_adam(_np_rosenbrock, x.numpy().copy(), steps) / steps * 1e6
+    t_np = numpy_adam(_grad_of(_np_rosenbrock), x.numpy(), steps, ADAM["lr"])[0] / steps * 1e6
     nan = float("nan")
     for op, us, share in (("all ops (torch)", total, 1.0), ("NumPy Adam step, whole", t_np, nan)):
         ops.loc[len(ops)] = {
