@@ -4,6 +4,10 @@ once padded as the harness pads, and a loss torch.compile refuses runs eagerly."
 from __future__ import annotations
 
 import pytest
+
+# torch.compile builds C++ for each case: seconds warm, up to minutes cold, so these run with
+# the slow tests (.ci/run runs them in a step of their own).
+pytestmark = pytest.mark.slow
 import torch
 
 from optzoo import optimizers, problems
