@@ -107,7 +107,9 @@ def _die_with(parent: int) -> None:
         os._exit(1)
 
 
-def _init(then: Callable[[], None] | None, parent: int) -> None:
+def init_worker(then: Callable[[], None] | None, parent: int) -> None:
+    """Set up a forked worker of ``parent``: then run ``then``. Also for workers of other pools
+    (the report's drawing processes)."""
     # Ctrl-C goes to the whole process group; only the parent handles it (and stops workers).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # A forked worker inherits the parent's SIGTERM handler; the pool stops workers with
@@ -132,7 +134,7 @@ def start(workers: int, initializer: Callable[[], None] | None = None) -> Proces
     return ProcessPoolExecutor(
         workers,
         mp_context=mp.get_context(method),
-        initializer=_init,
+        initializer=init_worker,
         initargs=(initializer, os.getpid()),
     )
 

@@ -270,7 +270,7 @@ def _worker(an, todo, order, outdir, claimed, results, parent) -> None:
     """Draw jobs until none is left, reporting ``(job, paths, error)`` for each."""
     # As the pool's workers do: Ctrl-C is the parent's to handle, SIGTERM ends us, the parent's
     # death (even by SIGKILL) too, and the parent's store locks are not ours.
-    _pool._init(None, parent)
+    _pool.init_worker(None, parent)
     for i in _claim(claimed, order):
         try:
             results.put((i, [str(p) for p in _draw_one(an, todo[i], outdir)], None))
