@@ -164,3 +164,22 @@ def test_figure_has_one_image_per_panel_and_its_legend_outside_the_panels():
         assert not box.overlaps(ax.get_window_extent())
     texts = [t.get_text() for t in legend.get_texts()]
     assert "diverged" in texts and "ends at minimum (1, 0)" in texts
+
+
+def test_a_solved_run_away_from_the_listed_minimizers_is_not_called_stalled():
+    # two_neuron's minima are the curve w1 w2 = 1 but only (1, 1) and (-1, -1) are listed: a run
+    # that met the success target elsewhere on the curve must not read "budget / stalled".
+    g = start_grid([[-2.0, -2.0], [2.0, 2.0]], 4)
+    maps = pd.DataFrame(
+        {
+            "optimizer": "sgd",
+            "x0_1": g[:, 0],
+            "x0_2": g[:, 1],
+            "label": ["other"] * 8 + ["min 1"] * 8,
+            "status": ["solved"] * 4 + ["budget"] * 4 + ["solved"] * 8,
+        }
+    )
+    fig = figure_basin_map(maps, problems.get("two_neuron").info())
+    texts = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "solved, away from the listed minimizers" in texts
+    assert "ends elsewhere (budget / stalled)" in texts

@@ -4,16 +4,16 @@ once padded as the harness pads, and a loss torch.compile refuses runs eagerly."
 from __future__ import annotations
 
 import pytest
-
-# torch.compile builds C++ for each case: seconds warm, up to minutes cold, so these run with
-# the slow tests (.ci/run runs them in a step of their own).
-pytestmark = pytest.mark.slow
 import torch
 
 from optzoo import optimizers, problems
 from optzoo.fused import EAGER, _value_and_grad, fused_steps, loop
 from optzoo.harness import padded_size
 from optzoo.problems.base import Problem
+
+# torch.compile builds C++ for each case: seconds warm, up to minutes cold, so these run with
+# the slow tests (.ci/run runs them in a step of their own).
+pytestmark = pytest.mark.slow
 
 # Each case compiles once per batch shape (seconds each): few cases, one K, shared shapes.
 CASES = [

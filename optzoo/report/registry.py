@@ -101,7 +101,8 @@ FIGURES: dict[str, FigureSpec] = {
             landscape.basins,
             "Basins of attraction: each start of a grid over the box (the suite's basin_grid "
             "squared; else the reported starts) coloured by the minimizer its run ended near "
-            "(or saddle, escaped, diverged, other), each optimizer at its chosen setting; "
+            "(or saddle, escaped, solved elsewhere, diverged, other), each optimizer at its "
+            "chosen setting; "
             "optimizers with identical maps share a panel.",
             cost=1.3,
             per_problem=landscape.basin_problems,
