@@ -11,7 +11,7 @@ import pytest
 
 from optzoo import metrics, optimizers, problems
 from optzoo.config import OptimizerSpec, Suite
-from optzoo.harness import run_cell
+from optzoo.harness import add_basin_map, merge_chunks, run_cell
 from optzoo.harness.basins import (
     basin_labels,
     basin_map,
@@ -183,3 +183,18 @@ def test_a_solved_run_away_from_the_listed_minimizers_is_not_called_stalled():
     texts = [t.get_text() for t in fig.legends[0].get_texts()]
     assert "solved, away from the listed minimizers" in texts
     assert "ends elsewhere (budget / stalled)" in texts
+
+
+def test_a_cell_split_into_chunks_gets_the_basin_map_of_the_whole_cell():
+    # A distributed executor runs a cell in chunks (run_cell(only=...)), merges them and only then
+    # adds the map, from the merged tuning runs: the same map as the unsplit cell's.
+    p = problems.get("himmelblau")
+    suite = suite_for(p, [1e-3, 0.01], tune_starts=3, basin_grid=6)
+    ospec = suite.optimizers[0]
+    whole = run_cell(suite, p, ospec)
+    n = len(whole.runs)
+    chunks = [run_cell(suite, p, ospec, only=list(r)) for r in (range(0, 7), range(7, n))]
+    assert all(c.basins is None for c in chunks)
+    merged = add_basin_map(suite, p, ospec, None, merge_chunks(chunks))
+    assert len(whole.basins) == 36
+    pd.testing.assert_frame_equal(merged.basins, whole.basins)
