@@ -458,3 +458,32 @@ def test_contour_groups_hold_at_most_six_optimizers():
     groups = _by_family(an, names)
     assert [len(g) for g in groups.values()] == [6, 2, 1]
     assert sorted(o for g in groups.values() for o in g) == sorted(names)
+
+
+def test_a_long_symlog_axis_has_no_tick_at_plus_or_minus_one_beside_zero():
+    # Over 56 decades the linear band around 0 is a hair wide: ticks at 0 and +-1 overprint.
+    from matplotlib.figure import Figure
+
+    from optzoo.report.style import symlog_ticks
+
+    ax = Figure().subplots()
+    ax.set_yscale("symlog", linthresh=1.0)
+    ax.set_ylim(-1e28, 1e28)
+    symlog_ticks(ax)
+    ticks = list(ax.get_yticks())
+    assert 0.0 in ticks and 1.0 not in ticks and -1.0 not in ticks
+    assert 5 <= len(ticks) <= 11 and ticks == sorted(ticks)
+
+
+def test_two_decades_of_log_axis_get_no_minor_labels():
+    # 1 to 60 gradient evaluations: labels at 2, 3, ..., 9, 20, ..., 60 would overprint.
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import NullFormatter
+
+    from optzoo.report.style import decades
+
+    ax = Figure().subplots()
+    ax.set_xscale("log")
+    ax.set_xlim(1, 60)
+    decades(ax)
+    assert isinstance(ax.xaxis.get_minor_formatter(), NullFormatter)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 from matplotlib.ticker import (
+    FixedLocator,
     FuncFormatter,
     LogLocator,
     NullFormatter,
@@ -63,11 +64,14 @@ GRID_LEFT, GRID_RIGHT, GRID_TOP, GRID_BOTTOM = 0.8, 0.3, 0.8, 0.55
 LEGEND_ROW = 0.19  # inches per legend row at legend.fontsize 8
 
 
-def grid(n: int, share: bool = False, title_lines: int = 1) -> tuple[Figure, list]:
+def grid(
+    n: int, share: bool = False, title_lines: int = 1, head_lines: int = 1
+) -> tuple[Figure, list]:
     """A figure of ``n`` panels, at most ``MAX_COLS`` per row, with fixed margins; unused cells of
     the last row are hidden. ``share``: the panels show the same plane (one problem's box), so
     they share their axes and only the outer ones are labelled (see :func:`label_outer`).
-    ``title_lines``: room between rows for panel titles of that many lines."""
+    ``title_lines``: room between rows for panel titles of that many lines; ``head_lines``: room
+    above the first row for a figure title of that many lines."""
     ncols = max(1, min(MAX_COLS, n))
     nrows = max(1, math.ceil(n / ncols))
     w, h = figure_size(n)
@@ -76,7 +80,7 @@ def grid(n: int, share: bool = False, title_lines: int = 1) -> tuple[Figure, lis
     fig.subplots_adjust(
         left=GRID_LEFT / w,
         right=1 - GRID_RIGHT / w,
-        top=1 - (GRID_TOP + 0.16 * (title_lines - 1)) / h,
+        top=1 - (GRID_TOP + 0.16 * (title_lines - 1) + 0.16 * (head_lines - 1)) / h,
         bottom=(GRID_BOTTOM + LEGEND_H) / h,
         wspace=0.45,
         hspace=gap / (PANEL_H - gap),
@@ -248,9 +252,11 @@ def decades(ax, which: str = "both") -> None:
         lo, hi = ax.get_xlim() if axis == "x" else ax.get_ylim()
         a = ax.xaxis if axis == "x" else ax.yaxis
         if lo <= 0 or math.log10(hi / lo) < 2:
-            # A short axis: matplotlib's choice of ticks, labelled in plain text.
+            # A short axis: matplotlib's choice of ticks, labelled in plain text; the minor ones
+            # only within one decade (2, 3, ... 9 of two decades overprint each other).
             a.set_major_formatter(FuncFormatter(power_label))
-            a.set_minor_formatter(FuncFormatter(power_label))
+            short = lo > 0 and math.log10(hi / lo) < 1
+            a.set_minor_formatter(FuncFormatter(power_label) if short else NullFormatter())
             continue
         a.set_major_locator(LogLocator(base=10, numticks=8))
         plain_log_labels(a)
@@ -263,6 +269,12 @@ def symlog_ticks(ax) -> None:
     crowd an axis spanning 30 decades)."""
     lo, hi = ax.get_ylim()
     span = math.log10(max(abs(lo), abs(hi), 10.0))
-    base = 10.0 ** max(1, math.ceil(span / 5))
-    ax.yaxis.set_major_locator(SymmetricalLogLocator(base=base, linthresh=1.0))
+    step = max(1, math.ceil(span / 5))
+    if step == 1:
+        ax.yaxis.set_major_locator(SymmetricalLogLocator(base=10.0, linthresh=1.0))
+    else:
+        # 0 and +-10^(k step), k >= 1: +-1 would sit on top of 0 on an axis this long.
+        mags = [10.0 ** (k * step) for k in range(1, int(span // step) + 2)]
+        ticks = [-m for m in reversed(mags) if -m >= lo] + [0.0] + [m for m in mags if m <= hi]
+        ax.yaxis.set_major_locator(FixedLocator(ticks))
     plain_log_labels(ax.yaxis)

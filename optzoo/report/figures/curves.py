@@ -60,7 +60,7 @@ def convergence(an: ReportData, job: Job) -> Figure | None:
     by_cell = {} if traces.empty else dict(iter(traces.groupby(["problem", "optimizer"])))
     band = max(0.05, 0.3 / math.sqrt(len(an.optimizers)))
     probs = [p for p in an.problems if not an.best[an.best["problem"] == p].empty]
-    fig, axes = grid(len(probs))
+    fig, axes = grid(len(probs), head_lines=2)
     seen: dict[str, object] = {}
     for ax, p in zip(axes, probs, strict=True):
         off = an.f_offset(p)

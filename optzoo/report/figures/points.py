@@ -135,13 +135,26 @@ def critical_points(an: ReportData, job: Job) -> Figure | None:
                                 label=label if face != "none" or not is_crit.any() else None,
                                 alpha=0.8, linewidths=0.8)  # fmt: skip
     f = b["f_final"].to_numpy(dtype=float)
+    above = 0
     if (f[np.isfinite(f)] > 0).all():
         ax1.set_yscale("log")
+        # A few runs that blew up without overflowing (f ~ 1e180) would stretch the axis over
+        # hundreds of decades: the axis stops two decades above the 99th percentile (or at the
+        # highest critical point, if higher), and the points above it are counted in the title.
+        fc = crit["f_final"].to_numpy(dtype=float)
+        fin = f[np.isfinite(f)]
+        if fin.size:
+            hi = min(
+                fin.max(), max(100 * np.percentile(fin, 99), fc[np.isfinite(fc)].max(initial=0.0))
+            )
+            above = int((fin > hi).sum())
+            ax1.set_ylim(fin.min() / 3, hi * 3)
         decades(ax1, "y")
     ax1.set_xlim(-0.03, 1.03)
     ax1.set_xlabel("minimum ratio (share of positive Hessian eigenvalues)")
     ax1.set_ylabel("final training loss f")
-    ax1.set_title(f"{len(b)} end points; filled: on a critical point ({len(crit)})")
+    note = f"; {above} above the axis, not drawn" if above else ""
+    ax1.set_title(f"{len(b)} end points; filled: on a critical point ({len(crit)}){note}")
     if keyed:
         handles = [Line2D([], [], ls="", marker="o", color=f"C{k % 10}") for k in range(len(probs))]
         handles += [
@@ -177,7 +190,7 @@ def critical_points(an: ReportData, job: Job) -> Figure | None:
         ax2.set_xlabel("Hessian eigenvalue (symmetric log scale)")
         ax2.set_ylabel("count")
         ax2.set_title(
-            f"{typ['problem']}: median-loss end point, min ratio {fmt(typ['min_ratio'], 3)}"
+            f"{typ['problem']}:\nmedian-loss end point, min ratio {fmt(typ['min_ratio'], 3)}"
         )
     elif "n_neg" in b.columns:
         n = b["n_neg"].to_numpy()
