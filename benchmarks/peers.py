@@ -53,7 +53,7 @@ import pandas as pd  # noqa: E402
 import peers_jax  # noqa: E402  (after sys.path; it imports jax lazily)
 import torch  # noqa: E402
 from _timing import bare_steps, fused_steps, interleaved, numpy_adam  # noqa: E402
-from speed import _load, machine, md_table  # noqa: E402
+from speed import _load, log, machine, md_table, write_report  # noqa: E402
 
 from optzoo import _pool, problems  # noqa: E402
 from optzoo.config import OptimizerSpec, Suite  # noqa: E402
@@ -388,9 +388,6 @@ def main(argv: list[str] | None = None) -> int:
     argv_used = sys.argv[1:] if argv is None else argv
     command = shlex.join(["python", "benchmarks/peers.py", *argv_used])
 
-    def log(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
-
     jx, why = (None, "--no-jax") if args.no_jax else peers_jax.load()
     info = machine(1)
     load_start = os.getloadavg()[0]
@@ -424,11 +421,7 @@ def main(argv: list[str] | None = None) -> int:
         md_table(lb),
         "",
     ]
-    text = "\n".join(parts)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    print(text)
-    log(f"written to {out}")
+    write_report(parts, out)
     return 0
 
 

@@ -558,6 +558,20 @@ def verdicts(a: pd.DataFrame, b: pd.DataFrame, c: pd.DataFrame | None) -> pd.Dat
     )
 
 
+def log(msg: str) -> None:
+    """Progress, on stderr (stdout gets the report)."""
+    print(msg, file=sys.stderr, flush=True)
+
+
+def write_report(parts: list[str], out: Path) -> None:
+    """Join the report's lines, write them to ``out`` (Markdown) and show them."""
+    text = "\n".join(parts)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print(text)
+    log(f"written to {out}")
+
+
 def md_table(df: pd.DataFrame) -> str:
     def fmt(v) -> str:
         if isinstance(v, float):
@@ -599,9 +613,6 @@ def main(argv: list[str] | None = None) -> int:
         out = out / "speed.md"
     argv_used = sys.argv[1:] if argv is None else argv
     command = shlex.join(["python", "benchmarks/speed.py", *argv_used])
-
-    def log(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
 
     info = machine(args.threads)
     t_start = time.perf_counter()
@@ -665,11 +676,7 @@ def main(argv: list[str] | None = None) -> int:
         md_table(d_kernels),
         "",
     ]
-    text = "\n".join(parts)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    print(text)
-    log(f"written to {out}")
+    write_report(parts, out)
     return 0
 
 
