@@ -18,6 +18,8 @@ import numpy as np
 
 # The problem categories, in the order the tables list them ("custom": a user's own loss).
 CATEGORIES = ("saddle", "ravine", "plateau", "cliff", "multimodal", "neural", "custom")
+# The categories whose 2-D problems get basin maps (several minima, or a saddle to escape).
+BASIN_CATEGORIES = ("multimodal", "saddle")
 
 # delta_f targets, 10^(2 - i/5) for i = 0..50: 1e2 ... 1e-8.
 LADDER = np.array([10.0 ** (2 - 0.2 * i) for i in range(51)])

@@ -30,11 +30,11 @@ from optzoo import metrics
 from optzoo.config import Suite
 from optzoo.harness.loop import Batch, run_batch
 from optzoo.problems.base import Problem
+from optzoo.schema import BASIN_CATEGORIES
 
 if TYPE_CHECKING:  # the class is passed in; this module runs no optimizer of its own choosing
     from optzoo.optimizers.base import Optimizer
 
-BASIN_CATEGORIES = ("multimodal", "saddle")  # the categories whose basins the report maps
 GRID = 40  # starts per axis: 1,600 per map, enough to show a basin's shape
 LABEL_RADIUS = 0.05  # a run ends at a point when within this share of the box's diagonal
 COLUMNS = ("x0_1", "x0_2", "label", "status")

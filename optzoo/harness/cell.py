@@ -43,6 +43,14 @@ class CellResult:
     basins: pd.DataFrame | None = None  # ends of a grid of starts at the chosen setting (2-D)
 
 
+def entry_suite(suite: Suite, ospec: OptimizerSpec) -> Suite:
+    """The suite as one optimizer entry runs it: its own clipping, if it has any, replaces the
+    suite's ``[options]`` clipping."""
+    if ospec.clip_norm is None and ospec.clip_value is None:
+        return suite
+    return suite.replace(clip_norm=ospec.clip_norm, clip_value=ospec.clip_value)
+
+
 def run_cell(
     suite: Suite,
     pspec: ProblemSpec | Problem,
@@ -69,8 +77,7 @@ def run_cell(
         raise ConfigError(f"run_cell: optimizer must be an OptimizerSpec, got {ospec!r}")
     problem = make_problem(pspec)
     pkey = problem_key(pspec)
-    if ospec.clip_norm is not None or ospec.clip_value is not None:
-        suite = suite.replace(clip_norm=ospec.clip_norm, clip_value=ospec.clip_value)
+    suite = entry_suite(suite, ospec)
     cls = optimizers.get_class(ospec.name)
     combos = ospec.grid()
     rows = grid.rows(suite, range(len(combos)))
@@ -128,8 +135,7 @@ def add_basin_map(
     if not suite.basin_grid:
         return res
     if isinstance(cls, OptimizerSpec):
-        if cls.clip_norm is not None or cls.clip_value is not None:
-            suite = suite.replace(clip_norm=cls.clip_norm, clip_value=cls.clip_value)
+        suite = entry_suite(suite, cls)
         combos, cls = cls.grid(), optimizers.get_class(cls.name)
     problem = make_problem(problem)
     if not basins.wants_basin_map(problem):

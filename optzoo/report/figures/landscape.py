@@ -32,13 +32,13 @@ from optzoo.report.style import (
     plain_log_labels,
     styles,
 )
+from optzoo.schema import BASIN_CATEGORIES
 from optzoo.store import cell_name
 
 if TYPE_CHECKING:
     from optzoo.report.registry import Job
 
 CONTOUR_PATHS = 6  # paths per panel: more cannot be told apart on one landscape
-BASIN_CATEGORIES = ("multimodal", "saddle")
 
 
 def two_d(an: ReportData) -> list[str]:
