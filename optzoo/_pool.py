@@ -9,6 +9,7 @@ import multiprocessing as mp
 import os
 import signal
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -150,3 +151,23 @@ def stop(pool: ProcessPoolExecutor, finished: bool) -> None:
     pool.shutdown(wait=False, cancel_futures=True)
     for worker in workers:
         worker.terminate()
+    # Return once they are gone, so the caller's cleanup does not race them.
+    if not _reaped(workers, timeout=5.0):
+        for worker in workers:
+            if worker.exitcode is None:
+                worker.kill()
+        _reaped(workers, timeout=5.0)
+
+
+def _reaped(workers: list, timeout: float) -> bool:
+    """Wait until every worker has exited; False if some are still running after ``timeout``.
+
+    The executor's own thread reaps the same processes, and a ``join`` that loses that race
+    returns early with the worker already gone; the exit code is set by whichever thread reaped
+    it, so wait on that instead.
+    """
+    deadline = time.monotonic() + timeout
+    for worker in workers:
+        while worker.exitcode is None and time.monotonic() < deadline:
+            worker.join(0.05)
+    return all(worker.exitcode is not None for worker in workers)
