@@ -314,11 +314,34 @@ def hp_stats(runs: pd.DataFrame, hits: dict[str, Hits]) -> pd.DataFrame:
 
 
 # -- tuning -----------------------------------------------------------------------------------
-# The one order in which hyperparameter settings are ranked (tuning, widening): lowest aRT at the
-# success target; ties (including "no run succeeds", aRT = inf) go to the higher success rate,
-# then the lower median final f, then the lower hp_id.
+# The one order in which hyperparameter settings are ranked (tuning, widening, basin maps):
+# lowest aRT at the success target, where aRTs within ART_TIE (relative) of the lowest count as
+# tied, since round-off alone (another CPU's kernels) moves a run's evaluation count by one and
+# would otherwise swap near-tied settings; among tied settings the higher success rate, then the
+# lower hp_id (the grid's order). Only when no setting succeeds (every aRT infinite) does the
+# lower median final f decide before the hp_id: between settings that all met the target it
+# compares round-off (final f of 1e-26 against 3e-26).
 SELECT_BY = ["art", "success_rate", "f_final_q50", "hp_id"]
-SELECT_ASCENDING = [True, False, True, True]
+ART_TIE = 0.01
+
+
+def pick_setting(
+    art: np.ndarray, success_rate: np.ndarray, f_final_q50: np.ndarray, hp_id: np.ndarray
+) -> int:
+    """Position of the setting ranked first by ``SELECT_BY`` (with the aRT tie band) among
+    parallel arrays, one entry per setting of one (problem, optimizer)."""
+    art = np.asarray(art, dtype=float)
+    best = art.min()
+    if np.isfinite(best):
+        tied = art <= best * (1.0 + ART_TIE)
+        f_key = np.zeros_like(art)
+    else:
+        tied = np.ones(art.shape, dtype=bool)
+        f_key = np.nan_to_num(np.asarray(f_final_q50, dtype=float), nan=math.inf)
+    pos = np.flatnonzero(tied)
+    rate = np.asarray(success_rate, dtype=float)[pos]
+    order = np.lexsort((np.asarray(hp_id)[pos], f_key[pos], -rate))
+    return int(pos[order[0]])
 
 
 def best_setting(
@@ -331,16 +354,14 @@ def best_setting(
     hp_ids = np.asarray(hp_ids)
     if hp_ids.size == 0:
         return None
-    rows = []
-    for h in np.unique(hp_ids):
+    ids = np.unique(hp_ids)
+    arts, rates, f50 = [], [], []
+    for h in ids:
         m = hp_ids == h
-        f = quartiles(np.asarray(f_final, dtype=float)[m])[1]
-        rows.append((art(hits[m], total[m]), -success_rate(hits[m]), _nan_last(f), int(h)))
-    return min(rows)[3]
-
-
-def _nan_last(x: float) -> float:
-    return math.inf if math.isnan(x) else x
+        arts.append(art(hits[m], total[m]))
+        rates.append(success_rate(hits[m]))
+        f50.append(quartiles(np.asarray(f_final, dtype=float)[m])[1])
+    return int(ids[pick_setting(np.array(arts), np.array(rates), np.array(f50), ids)])
 
 
 def _split(stats: pd.DataFrame, which: str) -> pd.DataFrame:
@@ -365,14 +386,12 @@ def best_per_problem(stats: pd.DataFrame, select_on: str | None = None) -> pd.Da
     if stats.empty:
         return stats
     select_on = select_on or tuning_split(stats)
-    s = _split(stats, select_on).sort_values(
-        ["problem", "optimizer", *SELECT_BY],
-        ascending=[True, True, *SELECT_ASCENDING],
-        kind="stable",
-        na_position="last",
-    )
-    chosen = s.groupby(["problem", "optimizer"], sort=True).head(1)
-    keys = chosen[["problem", "optimizer", "hp_id"]]
+    s = _split(stats, select_on)
+    chosen = [
+        (p, o, int(g["hp_id"].iloc[pick_setting(*(g[c].to_numpy() for c in SELECT_BY))]))
+        for (p, o), g in s.groupby(["problem", "optimizer"], sort=True)
+    ]
+    keys = pd.DataFrame(chosen, columns=["problem", "optimizer", "hp_id"])
     out = _split(stats, "test").merge(keys, on=["problem", "optimizer", "hp_id"])
     return out.sort_values(["problem", "optimizer"], kind="stable").reset_index(drop=True)
 
@@ -396,9 +415,10 @@ def per_category(stats: pd.DataFrame) -> pd.DataFrame:
     rate (successes over all runs of the category's problems) on the held-out runs when there
     are any; ties go to the lowest mean over the problems it solves at least once of
     ``log10(aRT / best aRT)``, the best taken over this optimizer's settings on that problem
-    (COCO's aRT ratio); then to the lowest median over problems of the median final f gap to the
-    best median final f; then the lowest ``hp_id``. Returns the reported rows of the chosen
-    setting, one per (problem, optimizer), with a ``cat_lr`` column.
+    (COCO's aRT ratio), where means within ``log10(1 + ART_TIE)`` of the lowest count as tied;
+    then, only when no setting solves anything, to the lowest median over problems of the median
+    final f gap to the best median final f; then the lowest ``hp_id``. Returns the reported rows
+    of the chosen setting, one per (problem, optimizer), with a ``cat_lr`` column.
     """
     if stats.empty:
         return stats.assign(cat_lr=pd.Series(dtype=float))
@@ -423,18 +443,28 @@ def per_category(stats: pd.DataFrame) -> pd.DataFrame:
     )
     agg["rate"] = agg["succ"] / agg["n"]
     agg["log_ratio"] = agg["log_ratio"].fillna(np.inf)
-    agg = agg.sort_values(
-        ["optimizer", "category", "rate", "log_ratio", "fgap", "hp_id"],
-        ascending=[True, True, False, True, True, True],
-        kind="stable",
-    )
-    chosen = agg.groupby(["optimizer", "category"], sort=True).head(1)[
-        ["optimizer", "category", "hp", "lr"]
-    ]
+    first = [g.index[_pick_for_category(g)] for _, g in agg.groupby(["optimizer", "category"])]
+    chosen = agg.loc[first, ["optimizer", "category", "hp", "lr"]]
     out = _split(stats, "test").merge(
         chosen.rename(columns={"lr": "cat_lr"}), on=["optimizer", "category", "hp"]
     )
     return out.sort_values(["problem", "optimizer"])
+
+
+def _pick_for_category(g: pd.DataFrame) -> int:
+    """Position in ``g`` (one optimizer and category) of the setting ``per_category`` chooses."""
+    rate = g["rate"].to_numpy()
+    top = rate == rate.max()  # success counts: no round-off to absorb
+    ratio = np.where(top, g["log_ratio"].to_numpy(), np.inf)
+    best = ratio.min()
+    if np.isfinite(best):
+        tied = ratio <= best + math.log10(1.0 + ART_TIE)
+        f_key = np.zeros(len(g))
+    else:
+        tied = top
+        f_key = np.nan_to_num(g["fgap"].to_numpy(dtype=float), nan=math.inf)
+    pos = np.flatnonzero(tied)
+    return int(pos[np.lexsort((g["hp_id"].to_numpy()[pos], f_key[pos]))[0]])
 
 
 def at_grid_edge(stats: pd.DataFrame, chosen: pd.DataFrame) -> pd.Series:

@@ -139,6 +139,68 @@ def test_best_lr_per_problem():
     assert best.loc["q", "hp_id"] == 1
 
 
+def test_near_tied_arts_go_to_the_lower_hp_id():
+    s = _stats(
+        [
+            # p: 100.5 lies within 1% of 100, so the grid's order decides (hp 1), not round-off.
+            ("p", "c", "o", 1, "a", 0.1, 100.5, 1.0, 4, 4, 1e-20),
+            ("p", "c", "o", 3, "b", 0.01, 100.0, 1.0, 4, 4, 1e-9),
+            # q: 102 is 2% slower than 100: a real difference, the faster setting wins (hp 3).
+            ("q", "c", "o", 1, "a", 0.1, 102.0, 1.0, 4, 4, 1e-20),
+            ("q", "c", "o", 3, "b", 0.01, 100.0, 1.0, 4, 4, 1e-9),
+            # r: equal aRTs, both solved: final f 1e-26 against 3e-26 is round-off, not a reason.
+            ("r", "c", "o", 0, "a", 0.1, 31.0, 1.0, 4, 4, 3e-26),
+            ("r", "c", "o", 1, "b", 0.01, 31.0, 1.0, 4, 4, 1e-26),
+            # t: within the band the higher success rate (a count) comes first.
+            ("t", "c", "o", 0, "a", 0.1, 100.4, 0.5, 2, 4, 0.0),
+            ("t", "c", "o", 1, "b", 0.01, 100.0, 0.25, 1, 4, 0.0),
+        ]
+    )
+    best = metrics.best_per_problem(s).set_index("problem")["hp_id"].to_dict()
+    assert best == {"p": 1, "q": 3, "r": 0, "t": 0}
+
+
+def test_round_off_in_the_arts_does_not_change_the_choice():
+    # Another CPU's kernels round otherwise, which can move a run's evaluation count by one: an
+    # aRT of a few hundred by a few tenths of a percent. Unless a setting's aRT sits that close
+    # to the tie band's edge, the chosen setting must not move.
+    rng = np.random.default_rng(0)
+    eps, checked = 2e-3, 0
+    for _ in range(2000):
+        n = int(rng.integers(2, 8))
+        art = 50.0 * (1.0 + rng.choice([0.0, 0.002, 0.005, 0.03, 0.5], n) * rng.random(n))
+        art[rng.random(n) < 0.2] = math.inf
+        rate = rng.integers(1, 5, n) / 4.0
+        f50, hp = rng.random(n), rng.permutation(n)
+        best = art.min()
+        edge = best * (1 + metrics.ART_TIE)
+        if not np.isfinite(best) or np.any(np.abs(art / edge - 1) < 4 * eps):
+            continue
+        moved = art * (1 + eps * rng.uniform(-1, 1, n))
+        assert metrics.pick_setting(art, rate, f50, hp) == metrics.pick_setting(
+            moved, rate, f50, hp
+        )
+        checked += 1
+    assert checked > 800  # the old rule (strict lowest aRT) moves on about a quarter of these
+
+
+def test_near_tied_category_ratios_go_to_the_lower_hp_id():
+    # Equal success; mean log10 aRT ratios 0 and log10(1.004) lie within log10(1.01): a tie, so
+    # the lower hp_id, whatever the final-f gaps say. The default, 2% slower on both, loses.
+    s = _stats(
+        [
+            ("p", "c", "o", 0, "a", 0.1, 100.4, 1.0, 4, 4, 0.0),
+            ("p", "c", "o", 1, "b", 0.01, 100.0, 1.0, 4, 4, 1.0),
+            ("q", "c", "o", 0, "a", 0.1, 50.2, 1.0, 4, 4, 0.0),
+            ("q", "c", "o", 1, "b", 0.01, 50.0, 1.0, 4, 4, 1.0),
+            ("r", "d", "o", 0, "a", 0.1, 102.0, 1.0, 4, 4, 0.0),
+            ("r", "d", "o", 1, "b", 0.01, 100.0, 1.0, 4, 4, 1.0),
+        ]
+    )
+    chosen = metrics.per_category(s).groupby("category")["cat_lr"].first().to_dict()
+    assert chosen == {"c": 0.1, "d": 0.01}
+
+
 def test_one_lr_per_category():
     s = _stats(
         [
