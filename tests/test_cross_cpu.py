@@ -3,9 +3,11 @@
 torch picks its vectorised CPU kernels by the CPU's capability; ``ATEN_CPU_CAPABILITY=default``
 makes it use the generic ones, as a CPU without AVX2 would. A small suite with chaotic cells
 (adadelta on the recurrent cliff) runs in subprocesses natively twice and once with the generic
-kernels. On the same capability the tables are byte-identical (timing aside); across
-capabilities digits of chaotic runs may move, but the headline may not: every success count, its
-Wilson interval, and the chosen setting per problem and optimizer are equal.
+kernels. On the same capability the tables are byte-identical (timing aside). Across
+capabilities round-off can decide a chaotic run's outcome (on the default suite 87 of 115,415 runs
+changed outcome, most on the cliffs), so the test asserts what holds by design, not equality:
+nearly every run ends as it did, and every headline success rate lies inside the other run's
+95% Wilson interval. The CPU running CI may have AVX-512 kernels instead of AVX2.
 """
 
 from __future__ import annotations
@@ -28,12 +30,10 @@ ARGS = [
     "--quiet",
 ]  # fmt: skip
 TABLES = ("categories.csv", "convergence.csv", "landscape.csv", "targets.md", "convergence.md")
-HEADLINE = {
-    "categories.csv": ["category", "optimizer", "success_default", "success_best_lr",
-                       "success_category_lr", "success_lo", "success_hi"],
-    "convergence.csv": ["problem", "optimizer", "tuning", "hp", "runs", "successes",
-                        "success_lo", "success_hi", "diverged"],
-}  # fmt: skip
+RATES = {  # headline rate column: its interval's columns
+    "categories.csv": ("success_best_lr", "success_lo", "success_hi"),
+    "convergence.csv": ("success_rate", "success_lo", "success_hi"),
+}
 
 
 def _env(capability: str | None) -> dict[str, str]:
@@ -74,8 +74,29 @@ def test_same_capability_gives_byte_identical_tables(tables):
         assert (tables["native"] / name).read_bytes() == (tables["again"] / name).read_bytes(), name
 
 
-def test_generic_kernels_leave_the_headline_unchanged(tables):
-    for name, cols in HEADLINE.items():
-        a = pd.read_csv(tables["native"] / name)[cols]
-        b = pd.read_csv(tables["generic"] / name)[cols]
-        pd.testing.assert_frame_equal(a, b, check_exact=True, obj=name)
+def test_generic_kernels_keep_the_headline_within_its_intervals(tables):
+    for name, (rate, lo, hi) in RATES.items():
+        a = pd.read_csv(tables["native"] / name)
+        b = pd.read_csv(tables["generic"] / name)
+        keys = [c for c in ("category", "problem", "optimizer", "tuning") if c in a]
+        m = a.merge(b, on=keys, suffixes=("", "_g"), validate="one_to_one")
+        assert len(m) == len(a) == len(b), name
+        for x, (l, h) in ((rate, (lo + "_g", hi + "_g")), (rate + "_g", (lo, hi))):
+            r = m.dropna(subset=[x])
+            outside = r[(r[x] < r[l] - 1e-12) | (r[x] > r[h] + 1e-12)]
+            assert outside.empty, (
+                f"{name}: rates outside the other CPU's interval:\n{outside[keys]}"
+            )
+
+
+def test_generic_kernels_keep_nearly_every_runs_outcome(tables):
+    keys = ["problem", "optimizer", "hp", "split", "start_id", "seed_id"]
+    runs = {
+        k: pd.concat(
+            pd.read_parquet(f) for f in sorted((t.parent / "cells").glob("*.runs.parquet"))
+        )
+        for k, t in tables.items()
+    }
+    m = runs["native"].merge(runs["generic"], on=keys, suffixes=("", "_g"), validate="one_to_one")
+    assert len(m) == len(runs["native"])
+    assert (m["solved"] != m["solved_g"]).mean() <= 0.05
