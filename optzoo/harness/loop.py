@@ -155,7 +155,7 @@ class Recorder:
         n = len(run_ids)
         tf, te = self.trace_f[:, :n].cpu().numpy(), self.trace_e[:, :n].cpu().numpy()
         T = np.array(self.tsteps)
-        ti, ri = np.nonzero(~np.isnan(tf))
+        ri, ti = np.nonzero(~np.isnan(tf.T))  # run-major, as the cell's frame is ordered
         return pd.DataFrame(
             {"run": run_ids[ri], "step": T[ti], "evals": te[ti, ri], "f": tf[ti, ri]}
         )
@@ -165,7 +165,7 @@ class Recorder:
         if self.path_buf is None:
             return None
         pb = self.path_buf.cpu().numpy()
-        ti, ji = np.nonzero(~np.isnan(pb[:, :, 0]))
+        ji, ti = np.nonzero(~np.isnan(pb[:, :, 0].T))  # run-major
         return pd.DataFrame(
             {
                 "run": run_ids[np.asarray(self.path_runs)[ji]],
