@@ -123,7 +123,7 @@ class Recorder:
     def gradient(self, gn: Tensor, active: Tensor, plateau_grad: float) -> None:
         """The step's raw gradient norms: the last one per run, and the flat steps."""
         torch.where(active, gn, self.grad_norm, out=self.grad_norm)
-        self.flat_steps += (active & (gn < plateau_grad)).to(torch.int64)
+        self.flat_steps += active & (gn < plateau_grad)
 
     def moved(self, step: Tensor, go: Tensor) -> None:
         """The step ``x_new - x`` of every run; only the runs in ``go`` take it."""
@@ -281,8 +281,9 @@ def _steps(
             st.overspent |= over
             st.active = st.active & ~over
         evals_after = oracle.grad_evals
-        targets.observe(f64, evals_after - evals_before, st.active & ok_f)
-        rec.observe(t, x, f64, evals_before + 1, st.active & ok_f)
+        seen = st.active & ok_f
+        targets.observe(f64, evals_after - evals_before, seen)
+        rec.observe(t, x, f64, evals_before + 1, seen)
         # x * 0 is NaN exactly where x is inf or NaN, and amax keeps a NaN: the same test as
         # ~isfinite(x).all(-1) at a third of its cost (the row reductions dominate for small d).
         stop = ~ok_f | (x_new * 0).amax(dim=-1).isnan()
@@ -302,7 +303,7 @@ def _steps(
             stop |= evals_after >= suite.evals
         go = st.active & ~stop
         rec.moved(x_new - x, go)
-        st.steps += go.to(torch.int64)
+        st.steps += go  # a bool adds as 0/1 in place
         x = torch.where(go[:, None], x_new, x)
         st.active = go
         if batch.on_step is not None:
