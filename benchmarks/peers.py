@@ -459,6 +459,21 @@ PROFILE_NOTES = """Where the time goes, for the targets not met, and what was tr
   and stop tests, target ladder, best f, traces, paths; py-spy in issue 20: the step is 27% of
   the harness's time at R = 1e4). At R = 1e2 each op costs its dispatch, 1-3 us; at R >= 1e4
   each is a full pass over the (R, d) arrays where XLA makes one.
+- **The harness beyond its steps** (cProfile of `run_cell`, Adam, one thread, on the loaded
+  machine). At R = 1e5 (20 steps) the step loop is 15% of the harness's time and the records
+  most of the rest: turning the (R, 51) first-hit arrays and the points into the per-run lists
+  that the runs table holds (`ndarray.tolist`, one Python object per entry) is 40% (30% at
+  R = 1e4, 100 steps). The store, the readers and the pickled results of the executors expect
+  those lists (a list of NumPy rows pickles 6x slower), so they are kept. The 100-D quadratic's
+  harness is over 90% end-point classification: one Hessian (100 double-backward passes) and
+  `eigh` per run. Removed, the stored numbers unchanged (quick suite: every cell's parquet
+  byte-identical): a `json.dumps` per run for the flag-group key (~1 s at R = 1e5); the
+  concatenation, reordering and sort of a single batch's records, traces and paths, already in
+  order; the step cosine's dot product as a reduction over 2-long rows (4-10x an elementwise
+  pass; now one add, the same bits); and in the end-point classification a second Hessian and
+  an SVD per run for a drift bound that only critical points read and that is exactly 0 on a
+  quadratic. Measured against the previous harness (medians of 5 interleaved repetitions):
+  1.4x faster on 2-D Rosenbrock at R = 1e4 and 1e5, 1.6x on the 100-D quadratic at R = 1e3.
 - **Tried: the fused step** (`optzoo.fused.fused_steps`, the "fused K=" columns): the rule plus
   the problem's gradient, K steps per call, compiled by torch.compile (inductor, C++ on CPU).
   - Where it pays: at small R, where dispatch dominates: at R = 1e2 a K = 10 call replaces

@@ -229,11 +229,17 @@ def _dense_chunk(fn, X: Tensor, tol: float, xtol: float, k: int) -> dict[str, An
     length = torch.clamp(torch.linalg.vector_norm(X, dim=-1), min=1.0)
     critical = ok & (step <= xtol * length)
     # How far these eigenvalues may be from those at the critical point itself: by Weyl's
-    # inequality at most |H(x*) - H(x)|_2, measured at the Newton-projected point x*.
-    newton = U @ (coef / torch.maximum(lam.abs(), floor[:, None]) * torch.sign(lam)).unsqueeze(-1)
-    X_star = X - newton.squeeze(-1)
-    H_star = hessian(fn, X_star)
-    drift = torch.linalg.matrix_norm(torch.nan_to_num(H_star - H, nan=float("inf")), ord=2)
+    # inequality at most |H(x*) - H(x)|_2, measured at the Newton-projected point x*. Only the
+    # critical rows read it, and it is 0 where H(x*) = H(x) (a quadratic): then neither the
+    # second Hessian nor the norm (an SVD per row) is computed.
+    drift = torch.zeros_like(scale)
+    if bool(critical.any()):
+        sgn = torch.sign(lam)
+        newton = U @ (coef / torch.maximum(lam.abs(), floor[:, None]) * sgn).unsqueeze(-1)
+        X_star = X - newton.squeeze(-1)
+        D = torch.nan_to_num(hessian(fn, X_star) - H, nan=float("inf"))
+        if bool((critical & (D != 0).flatten(1).any(-1)).any()):
+            drift = torch.linalg.matrix_norm(D, ord=2)
     bound = torch.where(critical, torch.maximum(tol * scale, drift), tol * scale)
     zero = lam.abs() <= bound[:, None]
     n_pos = (~zero & (lam > 0)).sum(-1)

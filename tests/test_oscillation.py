@@ -166,3 +166,26 @@ def test_given_norms_change_nothing():
         plain.update(steps[t], active)
         given.update(steps[t], active, torch.linalg.vector_norm(steps[t], dim=-1))
     assert torch.equal(plain.result(), given.result())
+
+
+def test_two_long_rows_round_as_a_sum_started_at_zero():
+    # The cosine of 2-D steps against Python's own float arithmetic: sum() adds the two products
+    # to an accumulator that starts at 0 (so -0 + -0 gives +0), then one division, as defined.
+    vals = [0.0, -0.0, 5e-324, -1e-300, 1.0, -1.0, 0.1, -0.7, 3.3, 1e154, -1e308, math.inf]
+    pairs = torch.tensor([(a, b) for a in vals for b in vals], dtype=torch.float64)
+    gen = torch.Generator().manual_seed(3)
+    rand = torch.randn(4000, 2, generator=gen, dtype=torch.float64)
+    rand *= 10.0 ** torch.randint(-200, 200, (4000, 1), generator=gen)
+    s = torch.cat([pairs.repeat(len(pairs), 1), rand])
+    prev = torch.cat([pairs.repeat_interleave(len(pairs), 0), rand.flip(0)])
+    norm = torch.rand(len(s), generator=gen, dtype=torch.float64) + 0.5
+    prev_norm = torch.rand(len(s), generator=gen, dtype=torch.float64) + 0.5
+    cos, defined = step_cosine(s, prev, norm, prev_norm)
+    assert bool(defined.all())
+    for i in range(len(s)):
+        a, b = s[i].tolist(), prev[i].tolist()
+        want = sum([a[0] * b[0], a[1] * b[1]]) / max(norm[i].item() * prev_norm[i].item(), 1e-300)
+        got = cos[i].item()
+        assert (math.isnan(got) and math.isnan(want)) or (
+            got == want and math.copysign(1, got) == math.copysign(1, want)
+        ), (i, a, b, got, want)

@@ -94,11 +94,7 @@ def run_cell(
         rows += grid.rows(suite, range(h0, len(combos)))
         parts += cell.run(range(r0, len(rows)))
     wall = time.perf_counter() - t0
-    recs = {
-        k: np.concatenate([p[k] for p in parts]) for k in parts[0] if k not in ("trace", "path")
-    }
-    order = np.argsort(recs["run"], kind="stable")
-    recs = {k: v[order] for k, v in recs.items()}
+    recs = _joined(parts)
     runs = _runs_frame(suite, problem, pkey, ospec, cls, combos, rows, cell.starts, recs)
     traces = _frame([p["trace"] for p in parts], pkey, ospec.key)
     paths = _frame([p["path"] for p in parts if p["path"] is not None], pkey, ospec.key)
@@ -160,13 +156,12 @@ class _Cell:
 
     def run(self, keep: Sequence[int]) -> list[dict]:
         """Run the rows ``keep`` as one batch per flag group (a flag changes the program)."""
+        # One flag key per combination, not per run.
+        flags = sorted(self.cls.flags)
+        keys = [json.dumps({k: c.get(k) for k in flags}, default=str) for c in self.combos]
         groups: dict[str, list[int]] = {}
         for i in keep:
-            h = self.rows[i][0]
-            key = json.dumps(
-                {k: self.combos[h].get(k) for k in sorted(self.cls.flags)}, default=str
-            )
-            groups.setdefault(key, []).append(i)
+            groups.setdefault(keys[self.rows[i][0]], []).append(i)
         dtype = getattr(torch, self.suite.dtype)
         device = torch.device(self.suite.device)
         return [
@@ -186,6 +181,21 @@ class _Cell:
             )
             for idx in groups.values()
         ]
+
+
+def _joined(parts: list[dict]) -> dict[str, np.ndarray]:
+    """The batches' records as one array per column, ordered by run (a single batch's runs are
+    already in order: its arrays are used as they are)."""
+    keys = [k for k in parts[0] if k not in ("trace", "path")]
+    if len(parts) == 1:
+        recs = {k: parts[0][k] for k in keys}
+    else:
+        recs = {k: np.concatenate([p[k] for p in parts]) for k in keys}
+    run = recs["run"]
+    if len(run) < 2 or bool((run[1:] > run[:-1]).all()):
+        return recs
+    order = np.argsort(run, kind="stable")
+    return {k: v[order] for k, v in recs.items()}
 
 
 def _runs_frame(
@@ -250,6 +260,10 @@ def _frame(parts: list[pd.DataFrame], pkey: str, okey: str) -> pd.DataFrame | No
     out = pd.concat(parts, ignore_index=True)
     out.insert(0, "optimizer", okey)
     out.insert(0, "problem", pkey)
+    run, step = out["run"].to_numpy(), out["step"].to_numpy()
+    after = (run[1:] > run[:-1]) | ((run[1:] == run[:-1]) & (step[1:] > step[:-1]))
+    if after.all():  # already in order (one batch's frame is built run-major)
+        return out
     return out.sort_values(["run", "step"], kind="stable").reset_index(drop=True)
 
 

@@ -123,7 +123,7 @@ class Recorder:
     def gradient(self, gn: Tensor, active: Tensor, plateau_grad: float) -> None:
         """The step's raw gradient norms: the last one per run, and the flat steps."""
         torch.where(active, gn, self.grad_norm, out=self.grad_norm)
-        self.flat_steps += (active & (gn < plateau_grad)).to(torch.int64)
+        self.flat_steps += active & (gn < plateau_grad)
 
     def moved(self, step: Tensor, go: Tensor) -> None:
         """The step ``x_new - x`` of every run; only the runs in ``go`` take it."""
@@ -155,7 +155,7 @@ class Recorder:
         n = len(run_ids)
         tf, te = self.trace_f[:, :n].cpu().numpy(), self.trace_e[:, :n].cpu().numpy()
         T = np.array(self.tsteps)
-        ti, ri = np.nonzero(~np.isnan(tf))
+        ri, ti = np.nonzero(~np.isnan(tf.T))  # run-major, as the cell's frame is ordered
         return pd.DataFrame(
             {"run": run_ids[ri], "step": T[ti], "evals": te[ti, ri], "f": tf[ti, ri]}
         )
@@ -165,7 +165,7 @@ class Recorder:
         if self.path_buf is None:
             return None
         pb = self.path_buf.cpu().numpy()
-        ti, ji = np.nonzero(~np.isnan(pb[:, :, 0]))
+        ji, ti = np.nonzero(~np.isnan(pb[:, :, 0].T))  # run-major
         return pd.DataFrame(
             {
                 "run": run_ids[np.asarray(self.path_runs)[ji]],
@@ -281,8 +281,9 @@ def _steps(
             st.overspent |= over
             st.active = st.active & ~over
         evals_after = oracle.grad_evals
-        targets.observe(f64, evals_after - evals_before, st.active & ok_f)
-        rec.observe(t, x, f64, evals_before + 1, st.active & ok_f)
+        seen = st.active & ok_f
+        targets.observe(f64, evals_after - evals_before, seen)
+        rec.observe(t, x, f64, evals_before + 1, seen)
         # x * 0 is NaN exactly where x is inf or NaN, and amax keeps a NaN: the same test as
         # ~isfinite(x).all(-1) at a third of its cost (the row reductions dominate for small d).
         stop = ~ok_f | (x_new * 0).amax(dim=-1).isnan()
@@ -302,7 +303,7 @@ def _steps(
             stop |= evals_after >= suite.evals
         go = st.active & ~stop
         rec.moved(x_new - x, go)
-        st.steps += go.to(torch.int64)
+        st.steps += go  # a bool adds as 0/1 in place
         x = torch.where(go[:, None], x_new, x)
         st.active = go
         if batch.on_step is not None:

@@ -108,8 +108,10 @@ class Targets:
         """
         self._count()
         n = len(LADDER)
-        hit = self.level[:, None] > torch.arange(n, device=self.level.device)[None, :]
-        steps_to = torch.where(hit, self.h_steps[:n].cumsum(0).T, -1)
-        at_end = final_measured[:, None] & (steps_to == final_step[:, None])
-        evals_to = torch.where(hit, self.h_evals[:n].cumsum(0).T + (~at_end).to(torch.int64), -1)
-        return steps_to, evals_to
+        # Target-major (n, R), as the histograms are, returned transposed: no strided passes.
+        hit = torch.arange(n, device=self.level.device)[:, None] < self.level[None, :]
+        steps_to = torch.where(hit, self.h_steps[:n].cumsum(0), -1)
+        at_end = final_measured[None, :] & (steps_to == final_step[None, :])
+        evals = self.h_evals[:n].cumsum(0)
+        evals += ~at_end
+        return steps_to.T, torch.where(hit, evals, -1).T
