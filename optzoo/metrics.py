@@ -325,11 +325,11 @@ SELECT_BY = ["art", "success_rate", "f_final_q50", "hp_id"]
 ART_TIE = 0.01
 
 
-def pick_setting(
+def _ranked(
     art: np.ndarray, success_rate: np.ndarray, f_final_q50: np.ndarray, hp_id: np.ndarray
-) -> int:
-    """Position of the setting ranked first by ``SELECT_BY`` (with the aRT tie band) among
-    parallel arrays, one entry per setting of one (problem, optimizer)."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the settings tied with the best (the aRT band; when nothing succeeds, the
+    chosen one alone), first the chosen one, then the rest in ``SELECT_BY`` order."""
     art = np.asarray(art, dtype=float)
     best = art.min()
     if np.isfinite(best):
@@ -340,8 +340,40 @@ def pick_setting(
         f_key = np.nan_to_num(np.asarray(f_final_q50, dtype=float), nan=math.inf)
     pos = np.flatnonzero(tied)
     rate = np.asarray(success_rate, dtype=float)[pos]
-    order = np.lexsort((np.asarray(hp_id)[pos], f_key[pos], -rate))
-    return int(pos[order[0]])
+    order = pos[np.lexsort((np.asarray(hp_id)[pos], f_key[pos], -rate))]
+    return (order if np.isfinite(best) else order[:1]), order[:1]
+
+
+def pick_setting(
+    art: np.ndarray, success_rate: np.ndarray, f_final_q50: np.ndarray, hp_id: np.ndarray
+) -> int:
+    """Position of the setting ranked first by ``SELECT_BY`` (with the aRT tie band) among
+    parallel arrays, one entry per setting of one (problem, optimizer)."""
+    return int(_ranked(art, success_rate, f_final_q50, hp_id)[1][0])
+
+
+def tied_settings(
+    art: np.ndarray, success_rate: np.ndarray, f_final_q50: np.ndarray, hp_id: np.ndarray
+) -> list[int]:
+    """Positions of the settings the aRT band ties with the best, the chosen one first.
+
+    Grid widening and the edge flag look at all of them: a setting at a grid's edge that is
+    tied with an interior one still says the optimum may lie beyond the edge.
+    """
+    return [int(i) for i in _ranked(art, success_rate, f_final_q50, hp_id)[0]]
+
+
+def _per_setting(
+    hp_ids: np.ndarray, hits: np.ndarray, total: np.ndarray, f_final: np.ndarray
+) -> tuple[np.ndarray, ...]:
+    ids = np.unique(hp_ids)
+    arts, rates, f50 = [], [], []
+    for h in ids:
+        m = hp_ids == h
+        arts.append(art(hits[m], total[m]))
+        rates.append(success_rate(hits[m]))
+        f50.append(quartiles(np.asarray(f_final, dtype=float)[m])[1])
+    return np.array(arts), np.array(rates), np.array(f50), ids
 
 
 def best_setting(
@@ -351,17 +383,19 @@ def best_setting(
 
     ``hits``: evaluations at the success target, -1 never; ``total``: each run's evaluations.
     """
+    tied = best_settings(hp_ids, hits, total, f_final)
+    return tied[0] if tied else None
+
+
+def best_settings(
+    hp_ids: np.ndarray, hits: np.ndarray, total: np.ndarray, f_final: np.ndarray
+) -> list[int]:
+    """The hp_ids tied with the best (``tied_settings``), the chosen one first; [] if no runs."""
     hp_ids = np.asarray(hp_ids)
     if hp_ids.size == 0:
-        return None
-    ids = np.unique(hp_ids)
-    arts, rates, f50 = [], [], []
-    for h in ids:
-        m = hp_ids == h
-        arts.append(art(hits[m], total[m]))
-        rates.append(success_rate(hits[m]))
-        f50.append(quartiles(np.asarray(f_final, dtype=float)[m])[1])
-    return int(ids[pick_setting(np.array(arts), np.array(rates), np.array(f50), ids)])
+        return []
+    table = _per_setting(hp_ids, hits, total, f_final)
+    return [int(table[3][i]) for i in tied_settings(*table)]
 
 
 def _split(stats: pd.DataFrame, which: str) -> pd.DataFrame:
@@ -478,14 +512,25 @@ def at_grid_edge(stats: pd.DataFrame, chosen: pd.DataFrame) -> pd.Series:
                 if isinstance(v, int | float) and not isinstance(v, bool):
                     axes.setdefault(k, set()).add(float(v))
         grids[(p, o)] = {k: v for k, v in axes.items() if len(v) >= 3}
+    # The settings tied with the chosen one on the tuning runs (the aRT band): one at an edge
+    # says the optimum may lie beyond it as much as the chosen one would.
+    tune = _split(stats, tuning_split(stats))
+    ties: dict[tuple[str, str], list[str]] = {}
+    for (p, o), g in tune.groupby(["problem", "optimizer"], sort=False):
+        ties[(p, o)] = [
+            g["hp"].iloc[i] for i in tied_settings(*(g[c].to_numpy() for c in SELECT_BY))
+        ]
     flags = []
     for p, o, hp in zip(chosen["problem"], chosen["optimizer"], chosen["hp"], strict=True):
         axes = grids.get((p, o), {})
-        vals = json.loads(hp)
-        # 0 (no damping, no decay) bounds the domain rather than the grid: not an edge.
-        flags.append(
-            any(float(vals[k]) in (min(v), max(v)) and vals[k] != 0 for k, v in axes.items())
-        )
+        flag = False
+        for h in {hp, *ties.get((p, o), [])}:
+            vals = json.loads(h)
+            # 0 (no damping, no decay) bounds the domain rather than the grid: not an edge.
+            flag |= any(
+                float(vals[k]) in (min(v), max(v)) and vals[k] != 0 for k, v in axes.items()
+            )
+        flags.append(flag)
     return pd.Series(flags, index=chosen.index, dtype=bool)
 
 

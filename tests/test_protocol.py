@@ -151,6 +151,33 @@ def test_a_best_value_at_the_edge_widens_the_grid_or_is_flagged():
         assert best["lr"].tolist() == [max(lrs)] and edge == [True]
 
 
+def test_an_edge_value_tied_with_the_chosen_one_widens_the_grid():
+    # On x^2 - y^2 from starts in [0.4, 0.6]^2, GD maps (x, y) to ((1 - 2 lr) x, (1 + 2 lr) y):
+    # from lr = 10 on, |x| > 7 after one step, past the escape radius 1.5, so the grid's top
+    # values all escape in one step and their aRTs tie. The chosen one is the first of them in
+    # the grid's order (interior); the tied value at the edge still says the optimum may lie
+    # beyond, so the grid widens upward, and after that single widening it is flagged. (Escape
+    # by distance only: f drops below f(saddle) at once from starts with |y| > |x|.)
+    saddle = Problem(lambda x: x[..., 0] ** 2 - x[..., 1] ** 2, x0=[0.5, 0.5], name="sad",
+                     category="saddle", saddles=[[0.0, 0.0]], bounds=[0.4, 0.6],
+                     escape_radius=1.5, escape_drop=1e6)  # fmt: skip
+    spec = config.parse(
+        {"problems": [{"name": "saddle"}],
+         "optimizers": [{"name": "sgd", "lr": {"log": [1e-2, 1e2, 13]}}]}
+    ).optimizers[0]  # fmt: skip
+    grid = sorted(spec.hp["lr"])
+    suite = small_suite(steps=40, evals=40, starts=2, tune_starts=3, widen=1)
+    runs = run_cell(suite, saddle, spec).runs
+    lrs = sorted(runs["lr"].unique())
+    assert len(lrs) == len(grid) + 3 and max(lrs) == pytest.approx(1e3, rel=1e-5)
+    runs = runs.assign(row=np.arange(len(runs)))
+    info = {**saddle.info(), "f_saddle": saddle.f_saddle()}
+    s = metrics.hp_stats(runs, {"sad": metrics.problem_hits(runs, info)})
+    best = metrics.best_per_problem(s)
+    assert 1.0 <= best["lr"].iloc[0] <= 10.0 + 1e-9
+    assert metrics.at_grid_edge(s, best).tolist() == [True]
+
+
 def test_an_interior_best_value_is_not_flagged():
     rows = [("p", "c", "o", h, "test", json.dumps({"lr": lr}), lr, a, 1.0, 4, 4, 0.0, False)
             for h, (lr, a) in enumerate([(0.01, 90.0), (0.1, 20.0), (1.0, 70.0)])]  # fmt: skip

@@ -276,8 +276,9 @@ def _widen(
     parts: list[dict],
     problem: Problem,
 ) -> list[dict]:
-    """New combinations one decade beyond each log axis whose best value (chosen on the tuning
-    runs, by ``metrics.best_setting``) is the axis's first or last; [] when every best is inside.
+    """New combinations one decade beyond each log axis whose best value, or a value tied with it
+    (on the tuning runs, ``metrics.best_settings``), is the axis's first or last; [] when every
+    such value is inside.
     Values the optimizer refuses (e.g. beyond 1 for a rate in (0, 1)) are left out."""
     cols = ("run", "evals", "steps", "f_final", "status", "solved", "evals_to", "steps_to")
     joined = {k: np.concatenate([p[k] for p in parts]) for k in cols}
@@ -288,7 +289,7 @@ def _widen(
         return []
     info = {**problem.info(), "f_saddle": problem.f_saddle()}
     hits = metrics.problem_hits(tab, info)
-    best = metrics.best_setting(
+    tied = metrics.best_settings(
         np.array([rows[i][0] for i in tab["run"]]),
         hits.evals[:, hits.final],
         tab["evals"].to_numpy(),
@@ -297,19 +298,22 @@ def _widen(
     new: list[dict] = []
     for axis, ratio in sorted(ospec.widen.items()):
         values = sorted({c[axis] for c in combos if axis in c})
-        v = combos[best].get(axis)
-        if len(values) < 2 or v not in (values[0], values[-1]):
+        if len(values) < 2:
             continue
-        for nv in config_mod.widened(values, ratio, upward=v == values[-1]):
-            for c in combos:
-                if c.get(axis) == v:
-                    cand = {**c, axis: nv}
-                    try:
-                        cls(**cand)
-                    except (ConfigError, ValueError, TypeError):
-                        continue
-                    if cand not in new and cand not in combos:
-                        new.append(cand)
+        at = {combos[h].get(axis) for h in tied}
+        for v in (values[0], values[-1]):
+            if v not in at:
+                continue
+            for nv in config_mod.widened(values, ratio, upward=v == values[-1]):
+                for c in combos:
+                    if c.get(axis) == v:
+                        cand = {**c, axis: nv}
+                        try:
+                            cls(**cand)
+                        except (ConfigError, ValueError, TypeError):
+                            continue
+                        if cand not in new and cand not in combos:
+                            new.append(cand)
     return new
 
 
