@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from optzoo import metrics, optimizers, problems
+from optzoo import metrics, optimizers, problems, tuning
 from optzoo.config import OptimizerSpec, Suite
 from optzoo.harness import add_basin_map, merge_chunks, run_cell
 from optzoo.harness.basins import (
@@ -107,7 +107,7 @@ def test_chosen_setting_is_the_tables_choice_on_held_out_starts():
     runs = cell.runs.assign(row=np.arange(len(cell.runs)))
     info = {**p.info(), "f_saddle": p.f_saddle()}
     hits = {"double_well": metrics.problem_hits(runs, info)}
-    best = metrics.best_per_problem(metrics.hp_stats(runs, hits))
+    best = tuning.best_per_problem(metrics.hp_stats(runs, hits))
     assert chosen_hp_id(cell.runs, info) == int(best["hp_id"].iloc[0]) == 1
     m = cell_basin_map(suite, p, optimizers.get_class("sgd"), suite.optimizers[0].grid(),
                        cell.runs, n=8)  # fmt: skip

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from optzoo import metrics
+from optzoo import metrics, tuning
 from optzoo.config import OptimizerSpec, Suite
 from optzoo.harness import run_cell
 from optzoo.problems import Problem
@@ -134,7 +134,7 @@ def test_best_lr_per_problem():
             ("q", "c", "o", 2, "c", 0.001, math.inf, 0.0, 0, 4, 2.0),
         ]
     )
-    best = metrics.best_per_problem(s).set_index("problem")
+    best = tuning.best_per_problem(s).set_index("problem")
     assert best.loc["p", "hp_id"] == 2
     assert best.loc["q", "hp_id"] == 1
 
@@ -156,7 +156,7 @@ def test_near_tied_arts_go_to_the_lower_hp_id():
             ("t", "c", "o", 1, "b", 0.01, 100.0, 0.25, 1, 4, 0.0),
         ]
     )
-    best = metrics.best_per_problem(s).set_index("problem")["hp_id"].to_dict()
+    best = tuning.best_per_problem(s).set_index("problem")["hp_id"].to_dict()
     assert best == {"p": 1, "q": 3, "r": 0, "t": 0}
 
 
@@ -173,13 +173,11 @@ def test_round_off_in_the_arts_does_not_change_the_choice():
         rate = rng.integers(1, 5, n) / 4.0
         f50, hp = rng.random(n), rng.permutation(n)
         best = art.min()
-        edge = best * (1 + metrics.ART_TIE)
+        edge = best * (1 + tuning.ART_TIE)
         if not np.isfinite(best) or np.any(np.abs(art / edge - 1) < 4 * eps):
             continue
         moved = art * (1 + eps * rng.uniform(-1, 1, n))
-        assert metrics.pick_setting(art, rate, f50, hp) == metrics.pick_setting(
-            moved, rate, f50, hp
-        )
+        assert tuning.pick_setting(art, rate, f50, hp) == tuning.pick_setting(moved, rate, f50, hp)
         checked += 1
     assert checked > 800  # the old rule (strict lowest aRT) moves on about a quarter of these
 
@@ -197,7 +195,7 @@ def test_near_tied_category_ratios_go_to_the_lower_hp_id():
             ("r", "d", "o", 1, "b", 0.01, 100.0, 1.0, 4, 4, 1.0),
         ]
     )
-    chosen = metrics.per_category(s).groupby("category")["cat_lr"].first().to_dict()
+    chosen = tuning.per_category(s).groupby("category")["cat_lr"].first().to_dict()
     assert chosen == {"c": 0.1, "d": 0.01}
 
 
@@ -214,7 +212,7 @@ def test_one_lr_per_category():
             ("r", "d", "o", 1, "b", 0.01, 100.0, 1.0, 4, 4, 0.0),
         ]
     )
-    out = metrics.per_category(s)
+    out = tuning.per_category(s)
     chosen = out.groupby("category")["cat_lr"].first().to_dict()
     assert chosen == {"c": 0.1, "d": 0.01}
     assert sorted(out[out["category"] == "c"]["problem"]) == ["p", "q"]

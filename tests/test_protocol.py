@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from optzoo import config, metrics, problems, stats
+from optzoo import config, metrics, problems, stats, tuning
 from optzoo.config import OptimizerSpec, Suite, optimizer_spec
 from optzoo.harness import run_cell
 from optzoo.problems.base import Problem
@@ -67,13 +67,13 @@ def test_selection_on_held_out_runs_reports_the_other_runs():
             ("p", "c", "o", 1, "test", "b", 0.01, 60.0, 1.0, 4, 4, 0.0, True),
         ]
     )
-    held_out = metrics.best_per_problem(s)
-    naive = metrics.best_per_problem(s, select_on="test")
+    held_out = tuning.best_per_problem(s)
+    naive = tuning.best_per_problem(s, select_on="test")
     assert held_out["hp_id"].tolist() == [0] and naive["hp_id"].tolist() == [1]
     # The numbers shown are the reported runs' (aRT 80, 2 of 4), not the tuning runs' (50, 4/4).
     assert held_out["split"].tolist() == ["test"] and held_out["art"].tolist() == [80.0]
-    assert metrics.per_category(s)["cat_lr"].tolist() == [0.1]
-    assert metrics.default_hp(s)["split"].tolist() == ["test"]
+    assert tuning.per_category(s)["cat_lr"].tolist() == [0.1]
+    assert tuning.default_hp(s)["split"].tolist() == ["test"]
 
 
 def _art_by_hand(g: pd.DataFrame) -> float:
@@ -108,7 +108,7 @@ def test_a_small_suite_chooses_on_held_out_starts_and_tables_report_the_rest():
     runs = runs.assign(row=np.arange(len(runs)))
     info = {**problem.info(), "f_saddle": None}
     stats_ = metrics.hp_stats(runs, {problem.name: metrics.problem_hits(runs, info)})
-    best = metrics.best_per_problem(stats_)
+    best = tuning.best_per_problem(stats_)
     assert best["hp_id"].tolist() == [pick("tune")] and best["split"].tolist() == ["test"]
     assert best["runs"].tolist() == [5]
 
@@ -146,8 +146,8 @@ def test_a_best_value_at_the_edge_widens_the_grid_or_is_flagged():
         runs = runs.assign(row=np.arange(len(runs)))
         info = quadratic().info()
         s = metrics.hp_stats(runs, {"bowl": metrics.problem_hits(runs, info)})
-        best = metrics.best_per_problem(s)
-        edge = metrics.at_grid_edge(s, best).tolist()
+        best = tuning.best_per_problem(s)
+        edge = tuning.at_grid_edge(s, best).tolist()
         assert best["lr"].tolist() == [max(lrs)] and edge == [True]
 
 
@@ -173,17 +173,17 @@ def test_an_edge_value_tied_with_the_chosen_one_widens_the_grid():
     runs = runs.assign(row=np.arange(len(runs)))
     info = {**saddle.info(), "f_saddle": saddle.f_saddle()}
     s = metrics.hp_stats(runs, {"sad": metrics.problem_hits(runs, info)})
-    best = metrics.best_per_problem(s)
+    best = tuning.best_per_problem(s)
     assert 1.0 <= best["lr"].iloc[0] <= 10.0 + 1e-9
-    assert metrics.at_grid_edge(s, best).tolist() == [True]
+    assert tuning.at_grid_edge(s, best).tolist() == [True]
 
 
 def test_an_interior_best_value_is_not_flagged():
     rows = [("p", "c", "o", h, "test", json.dumps({"lr": lr}), lr, a, 1.0, 4, 4, 0.0, False)
             for h, (lr, a) in enumerate([(0.01, 90.0), (0.1, 20.0), (1.0, 70.0)])]  # fmt: skip
     s = _stats(rows)
-    best = metrics.best_per_problem(s)
-    assert best["lr"].tolist() == [0.1] and metrics.at_grid_edge(s, best).tolist() == [False]
+    best = tuning.best_per_problem(s)
+    assert best["lr"].tolist() == [0.1] and tuning.at_grid_edge(s, best).tolist() == [False]
 
 
 def test_the_default_suite_follows_the_protocol():

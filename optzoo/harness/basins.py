@@ -12,7 +12,7 @@ suite would make from those starts. Each run's end is labelled by :func:`basin_l
 - ``other``: anything else (budget spent or stalled elsewhere).
 
 The setting is the one the tables report: chosen on the held-out ("tune") runs by
-``metrics.best_setting``, the order ``metrics.best_per_problem`` ranks by (:func:`chosen_hp_id`).
+``tuning.best_setting``, the order ``tuning.best_per_problem`` ranks by (:func:`chosen_hp_id`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from optzoo import metrics
+from optzoo import metrics, tuning
 from optzoo.config import Suite
 from optzoo.harness.loop import Batch, run_batch
 from optzoo.problems.base import Problem
@@ -129,7 +129,7 @@ def basin_map(
 
 def chosen_hp_id(runs: pd.DataFrame, info: dict) -> int | None:
     """The hp_id the tables report for one cell's runs: ranked first on the held-out runs
-    (``split == "tune"``; all runs when there are none) by ``metrics.best_setting``.
+    (``split == "tune"``; all runs when there are none) by ``tuning.best_setting``.
 
     ``info``: the problem's facts with ``f_saddle``, as ``run_cell`` stores them.
     """
@@ -138,7 +138,7 @@ def chosen_hp_id(runs: pd.DataFrame, info: dict) -> int | None:
     if sel.empty:
         return None
     hits = metrics.problem_hits(sel, info)
-    return metrics.best_setting(
+    return tuning.best_setting(
         sel["hp_id"].to_numpy(),
         hits.evals[:, hits.final],
         sel["evals"].to_numpy(),

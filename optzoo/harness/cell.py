@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from optzoo import catalog, metrics, optimizers
+from optzoo import catalog, metrics, optimizers, tuning
 from optzoo import config as config_mod
 from optzoo.config import OptimizerSpec, ProblemSpec, Suite
 from optzoo.errors import ConfigError
@@ -277,7 +277,7 @@ def _widen(
     problem: Problem,
 ) -> list[dict]:
     """New combinations one decade beyond each log axis whose best value, or a value tied with it
-    (on the tuning runs, ``metrics.best_settings``), is the axis's first or last; [] when every
+    (on the tuning runs, ``tuning.best_settings``), is the axis's first or last; [] when every
     such value is inside.
     Values the optimizer refuses (e.g. beyond 1 for a rate in (0, 1)) are left out."""
     cols = ("run", "evals", "steps", "f_final", "status", "solved", "evals_to", "steps_to")
@@ -289,7 +289,7 @@ def _widen(
         return []
     info = {**problem.info(), "f_saddle": problem.f_saddle()}
     hits = metrics.problem_hits(tab, info)
-    tied = metrics.best_settings(
+    tied = tuning.best_settings(
         np.array([rows[i][0] for i in tab["run"]]),
         hits.evals[:, hits.final],
         tab["evals"].to_numpy(),

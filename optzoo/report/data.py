@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from optzoo import metrics
+from optzoo import metrics, tuning
 from optzoo.errors import ConfigError
 from optzoo.schema import CATEGORIES
 from optzoo.store import Store
@@ -86,15 +86,15 @@ class ReportData:
 
     @cached_property
     def best(self) -> pd.DataFrame:
-        return self._ordered(metrics.best_per_problem(self.stats))
+        return self._ordered(tuning.best_per_problem(self.stats))
 
     @cached_property
     def default(self) -> pd.DataFrame:
-        return self._ordered(metrics.default_hp(self.stats))
+        return self._ordered(tuning.default_hp(self.stats))
 
     @cached_property
     def per_category(self) -> pd.DataFrame:
-        return self._ordered(metrics.per_category(self.stats))
+        return self._ordered(tuning.per_category(self.stats))
 
     def _ordered(self, df: pd.DataFrame) -> pd.DataFrame:
         if df.empty:
@@ -151,7 +151,7 @@ class ReportData:
         test = r[r["split"] == "test"] if "split" in r else r
         n = test.groupby(["problem", "optimizer", "hp_id"]).size()
         runs = f"{n.min()}" if n.min() == n.max() else f"{n.min()}-{n.max()}"
-        if metrics.tuning_split(self.stats) == "tune":
+        if tuning.tuning_split(self.stats) == "tune":
             tune = r[r["split"] == "tune"].groupby(["problem", "optimizer", "hp_id"]).size()
             how = f"chosen on {tune.min()} held-out runs per setting"
         else:

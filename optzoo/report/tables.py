@@ -10,7 +10,7 @@ Written files::
     tables/timing.csv                 wall time per cell (the only place it appears)
 
 Tuning, disclosed: unless a table says otherwise, each optimizer is shown at its best
-hyperparameters on each problem (``metrics.best_per_problem``); ``categories.md`` also gives the
+hyperparameters on each problem (``tuning.best_per_problem``); ``categories.md`` also gives the
 success at the default hyperparameters and at one learning rate per category.
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from optzoo import metrics, stats
+from optzoo import metrics, stats, tuning
 from optzoo.report.data import ReportData, load
 from optzoo.report.formatting import (
     ci,
@@ -58,9 +58,9 @@ def convergence_table(data: ReportData | str | Path) -> pd.DataFrame:
     if b.empty:
         return pd.DataFrame(columns=cols)
     out = b.assign(
-        tuning=f"best setting per problem, {metrics.tuning_split(an.stats)} runs",
+        tuning=f"best setting per problem, {tuning.tuning_split(an.stats)} runs",
         target=b["problem"].map(an.target_label),
-        at_grid_edge=metrics.at_grid_edge(an.stats, b),
+        at_grid_edge=tuning.at_grid_edge(an.stats, b),
     )
     art_ci = [stats.art_interval(v[:, 0], v[:, 1] > 0) for v in an.run_outcomes(out).values()]
     out["art_lo"], out["art_hi"] = [c[0] for c in art_ci], [c[1] for c in art_ci]
@@ -115,7 +115,7 @@ def _convergence_md(an: ReportData, t: pd.DataFrame) -> str:
     head = (
         "# Convergence\n\n"
         f"Each optimizer at its best setting per problem (tuning mode b: lowest aRT at the "
-        f"success target, aRTs within {metrics.ART_TIE:.0%} of it tied; ties: higher success, "
+        f"success target, aRTs within {tuning.ART_TIE:.0%} of it tied; ties: higher success, "
         f"then the grid's order; lower median final f where nothing succeeds); "
         f"{an.protocol_caption()}. {an.success_caption()}. success: runs that reached the "
         "target, with a 95% Wilson interval; aRT: COCO's average runtime in gradient "
@@ -391,7 +391,7 @@ def write_tables(an: ReportData) -> list[Path]:
         "# Categories\n\n"
         "Success: share of runs reaching the success target over the category's problems, at the "
         "default hyperparameters, at the best lr per problem, and at one lr per category "
-        f"(highest category success; ties: lowest mean log aRT ratio, within {metrics.ART_TIE:.0%} "
+        f"(highest category success; ties: lowest mean log aRT ratio, within {tuning.ART_TIE:.0%} "
         "tied, then the grid's order), each chosen on the "
         "held-out runs and reported on the others, with a 95% Wilson interval. aRT / best: "
         "median over the category's problems of the optimizer's aRT over the best optimizer's "
