@@ -29,7 +29,7 @@ ART_TIE = 0.01
 
 def _ranked(
     art: np.ndarray, success_rate: np.ndarray, f_final_q50: np.ndarray, hp_id: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+) -> np.ndarray:
     """Positions of the settings tied with the best (the aRT band; when nothing succeeds, the
     chosen one alone), first the chosen one, then the rest in ``SELECT_BY`` order."""
     art = np.asarray(art, dtype=float)
@@ -43,7 +43,7 @@ def _ranked(
     pos = np.flatnonzero(tied)
     rate = np.asarray(success_rate, dtype=float)[pos]
     order = pos[np.lexsort((np.asarray(hp_id)[pos], f_key[pos], -rate))]
-    return (order if np.isfinite(best) else order[:1]), order[:1]
+    return order if np.isfinite(best) else order[:1]
 
 
 def pick_setting(
@@ -51,7 +51,7 @@ def pick_setting(
 ) -> int:
     """Position of the setting ranked first by ``SELECT_BY`` (with the aRT tie band) among
     parallel arrays, one entry per setting of one (problem, optimizer)."""
-    return int(_ranked(art, success_rate, f_final_q50, hp_id)[1][0])
+    return int(_ranked(art, success_rate, f_final_q50, hp_id)[0])
 
 
 def tied_settings(
@@ -62,7 +62,7 @@ def tied_settings(
     Grid widening and the edge flag look at all of them: a setting at a grid's edge that is
     tied with an interior one still says the optimum may lie beyond the edge.
     """
-    return [int(i) for i in _ranked(art, success_rate, f_final_q50, hp_id)[0]]
+    return [int(i) for i in _ranked(art, success_rate, f_final_q50, hp_id)]
 
 
 def _per_setting(

@@ -96,6 +96,7 @@ def test_generic_kernels_keep_nearly_every_runs_outcome(tables):
             pd.read_parquet(f) for f in sorted((t.parent / "cells").glob("*.runs.parquet"))
         )
         for k, t in tables.items()
+        if k in ("native", "generic")  # "again" is the byte-identical test's
     }
     m = runs["native"].merge(runs["generic"], on=keys, suffixes=("", "_g"), validate="one_to_one")
     assert len(m) == len(runs["native"])
