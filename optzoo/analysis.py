@@ -158,6 +158,9 @@ def classify_batch(
         raise ConfigError(f"classify_batch takes points (R, d), got shape {tuple(X.shape)}")
     R, d = X.shape
     fn = loss_fn(problem_or_callable, X) if R else None
+    # A quadratic's Hessian is the same matrix at every point, and so is autograd's, bit for bit
+    # (no op of its double-backward pass reads x): one Hessian and one eigh serve every row.
+    same_h = isinstance(problem_or_callable, Problem) and problem_or_callable.hessian_is_constant
     tol = default_tol(X.dtype) if tol is None else float(tol)
     xtol = default_xtol(X.dtype) if xtol is None else float(xtol)
     dense = d <= dense_max
@@ -165,7 +168,9 @@ def classify_batch(
     per_row = 8 * d * (3 * d if dense else k + 4)
     chunk = max(1, int(memory // per_row))
     parts = [
-        (_dense_chunk if dense else _lanczos_chunk)(fn, X[i : i + chunk], tol, xtol, k)
+        _dense_chunk(fn, X[i : i + chunk], tol, xtol, same_h)
+        if dense
+        else _lanczos_chunk(fn, X[i : i + chunk], tol, xtol, k)
         for i in range(0, R, chunk)
     ]
     out: dict[str, Any] = {}
@@ -214,13 +219,24 @@ def _kinds(critical: Tensor, pos: Tensor, neg: Tensor, zero: Tensor) -> list[str
     return [KINDS[i] for i in kind.tolist()]
 
 
-def _dense_chunk(fn, X: Tensor, tol: float, xtol: float, k: int) -> dict[str, Any]:
+def _dense_chunk(fn, X: Tensor, tol: float, xtol: float, same_h: bool) -> dict[str, Any]:
     _, f, g = _value_grad(fn, X)
     f, g = f.detach(), g.detach()
-    H = hessian(fn, X)
-    ok = torch.isfinite(f) & torch.isfinite(g).all(-1) & torch.isfinite(H).flatten(1).all(-1)
-    H = torch.where(ok[:, None, None], H, torch.zeros_like(H))
-    lam, U = torch.linalg.eigh(H)
+    n, d = X.shape
+    if same_h:
+        # Taken at the origin, so that no row's overflow reaches it; rows that are not ok are
+        # masked below wherever the general path's zeroed Hessian would differ.
+        H1 = hessian(fn, torch.zeros_like(X[:1]))
+        lam1, U1 = torch.linalg.eigh(H1)
+        H, lam, U = H1.expand(n, d, d), lam1.expand(n, d), U1.expand(n, d, d).contiguous()
+        h_ok = torch.isfinite(H1).all().expand(n)
+    else:
+        H = hessian(fn, X)
+        h_ok = torch.isfinite(H).flatten(1).all(-1)
+    ok = torch.isfinite(f) & torch.isfinite(g).all(-1) & h_ok
+    if not same_h:
+        H = torch.where(ok[:, None, None], H, torch.zeros_like(H))
+        lam, U = torch.linalg.eigh(H)
     scale = lam.abs().amax(-1)
     # Curvature floor: a zero eigenvalue counts as tol * max|lambda|; the tiny keeps 0/0 out.
     floor = torch.clamp(tol * scale, min=torch.finfo(lam.dtype).tiny)
@@ -233,7 +249,7 @@ def _dense_chunk(fn, X: Tensor, tol: float, xtol: float, k: int) -> dict[str, An
     # critical rows read it, and it is 0 where H(x*) = H(x) (a quadratic): then neither the
     # second Hessian nor the norm (an SVD per row) is computed.
     drift = torch.zeros_like(scale)
-    if bool(critical.any()):
+    if not same_h and bool(critical.any()):
         sgn = torch.sign(lam)
         newton = U @ (coef / torch.maximum(lam.abs(), floor[:, None]) * sgn).unsqueeze(-1)
         X_star = X - newton.squeeze(-1)

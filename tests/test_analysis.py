@@ -141,6 +141,40 @@ def test_batch_equals_single_and_chunking():
         assert one.min_ratio == batch["min_ratio"][i].item()
 
 
+@pytest.mark.parametrize(
+    "name, params", [("ellipsoid", {"dim": 100, "cond": 1e3}), ("ellipsoid", {}), ("saddle", {})]
+)
+def test_a_quadratic_shares_one_hessian_bit_for_bit(name, params, monkeypatch):
+    """A quadratic's end points are classified from one Hessian and one eigh; every number must be
+    what the general path (a Hessian and an eigh per row) gives, including rows that overflow or
+    are NaN and rows at the critical point."""
+    from dataclasses import replace
+
+    from optzoo import problems
+
+    hess = analysis.hessian
+    quad = problems.get(name, **params)
+    general = replace(quad, hessian=None, bounds=quad.bounds.T)
+    assert quad.hessian_is_constant and not general.hessian_is_constant
+    rows: list[int] = []
+    monkeypatch.setattr(analysis, "hessian", lambda fn, x: rows.append(len(x)) or hess(fn, x))
+    for R in (1, 5, 70):
+        X = quad.sample_starts(R, seed=R)
+        X[0] = torch.as_tensor(quad.minimizers[0] if quad.minimizers else quad.saddles[0])
+        if R > 3:
+            X[1], X[2] = 1e200, float("nan")
+        rows.clear()
+        fast = classify_batch(quad, X)
+        assert rows == [1]  # one Hessian, at one point
+        ref = classify_batch(general, X)
+        assert rows[1] == R  # the general path: one per row (and again for the drift bound)
+        assert fast["kind"] == ref["kind"] and fast["kind"][0] in ("minimum", "saddle")
+        for key, val in ref.items():
+            if key != "kind":
+                assert torch.equal(fast[key].nan_to_num(7.0), val.nan_to_num(7.0)), key
+                assert torch.equal(fast[key].isnan(), val.isnan()), key
+
+
 def test_non_finite_points_are_not_critical():
     res = classify_batch(lambda x: torch.log(x[..., 0]) + x[..., 1] ** 2, [[1.0, 0.0], [-1.0, 0.0]])
     assert res["kind"] == ["not_critical", "not_critical"]

@@ -139,6 +139,13 @@ class Problem:
         return int(self.x0.numel())
 
     @property
+    def hessian_is_constant(self) -> bool:
+        """True when the analytic Hessian is one matrix for every x (made by
+        :func:`constant_hessian`: a quadratic), so it is the same at every point."""
+        h = self.hessian
+        return isinstance(h, partial) and h.func is _broadcast
+
+    @property
     def stochastic(self) -> bool:
         return self.minibatch is not None
 
