@@ -203,6 +203,39 @@ def test_batch_invariance(problem, hp):
         assert o.grad_evals[0] == oracle.grad_evals[r]
 
 
+@pytest.mark.parametrize("hp", VARIANTS, ids=variant_id)
+@pytest.mark.parametrize("curvature", ["definite", "indefinite", "singular"])
+def test_a_shared_hessian_is_factored_once_with_the_same_bits(curvature, hp):
+    """A quadratic's analytic Hessian is one matrix viewed by every run, and Newton factors it
+    once; each run must take exactly the steps that the same matrix, copied per run, gives."""
+    from optzoo.problems.base import constant_hessian
+
+    d = 7
+    _, a, _ = quadratic(d, seed=4)
+    if curvature != "definite":
+        w, q = torch.linalg.eigh(a)
+        w[:2] = -w[:2] if curvature == "indefinite" else 0.0  # LU, or the pseudo-inverse
+        a = q @ torch.diag(w) @ q.T
+    a = 0.5 * (a + a.T)
+
+    def fn(x):
+        return 0.5 * ((x[..., :, None] * a).sum(-2) * x).sum(-1) + 0.1 * x.sum(-1)
+
+    shared = Problem(fn=fn, x0=[1.0] * d, hessian=constant_hessian(a))
+    copied = Problem(fn=fn, x0=[1.0] * d, hessian=lambda x: shared.hessian(x).clone())
+    assert shared.hessian(torch.zeros(3, d, dtype=f64)).stride(0) == 0
+    x0 = torch.randn(9, d, generator=torch.Generator().manual_seed(1), dtype=f64)
+    out = []
+    for problem in (shared, copied):
+        opt = optimizers.get("newton", **hp)
+        x, state, oracle = x0, opt.init(x0), Oracle(problem, 9)
+        for _ in range(4):
+            x, state, _ = opt.step(x, state, oracle)
+        out.append((x, oracle.grad_evals))
+    assert torch.equal(out[0][0].nan_to_num(7.0), out[1][0].nan_to_num(7.0))
+    assert torch.equal(out[0][1], out[1][1])
+
+
 # -- validation -----------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "hp,key",

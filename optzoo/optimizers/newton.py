@@ -131,7 +131,10 @@ class Newton(Optimizer):
         hp = self.per_run(x, lr_scale)
         f, g = oracle.value_and_grad(x)
         H = oracle.hessian(x)
-        finite = torch.isfinite(g).all(-1) & torch.isfinite(H).all((-1, -2))
+        # One matrix viewed by every run (a quadratic's Hessian): its tests and factors are made
+        # once. Identical matrices give identical factors, so no run's numbers change.
+        H_one = H[:1] if H.shape[0] > 1 and H.stride(0) == 0 else H
+        finite = torch.isfinite(g).all(-1) & torch.isfinite(H_one).all((-1, -2))
         spectrum = _Spectrum(H, finite, g)  # the plain step needs it only where Cholesky fails
 
         def direction(lam: Tensor) -> Tensor:
@@ -139,7 +142,9 @@ class Newton(Optimizer):
                 w, V, Vg = spectrum.get()
                 curvature = w.abs().clamp(min=hp["eig_floor"][:, None]) + lam[:, None]
                 return matvec(V, Vg / curvature)
-            return self._solve(H, g, spectrum, lam)
+            # H + lam I is shared too where lam is one value for every run (a broadcast).
+            shared = H_one is not H and lam.stride(0) == 0
+            return self._solve(H_one if shared else H, g, spectrum, lam[:1] if shared else lam)
 
         searching = finite & live_runs(oracle, x)
         if self.hp["adaptive"]:
@@ -157,14 +162,16 @@ class Newton(Optimizer):
     @staticmethod
     def _solve(H: Tensor, g: Tensor, spectrum: _Spectrum, lam: Tensor) -> Tensor:
         """(H + lambda I)^-1 g per run: by Cholesky where H + lambda I is safely positive
-        definite; else by LU, or the pseudo-inverse solution where that is singular."""
-        n = H.shape[-1]
+        definite; else by LU, or the pseudo-inverse solution where that is singular. ``H`` and
+        ``lam`` may hold one run's values for all runs (``(1, n, n)`` and ``(1,)``)."""
+        R, n = g.shape
         eye = torch.eye(n, dtype=H.dtype, device=H.device)
         A = H + lam[:, None, None] * eye
         p, ok = _cholesky_solve(A, g)
         # The host sync skips the eigendecomposition when no run needs it; it changes no result.
         if bool(ok.all()):
             return p
+        A, lam = A.expand(R, n, n), lam.expand(R)
         w, V, Vg = spectrum.get()
         p_lu, info = torch.linalg.solve_ex(A, g)
         mu = w + lam[:, None]  # eigenvalues of H + lambda I
@@ -241,13 +248,15 @@ def _cholesky_solve(A: Tensor, g: Tensor) -> tuple[Tensor, Tensor]:
     1 / |L^-1|_F^2 > n eps trace(A) proves the test passes without an eigendecomposition. Where
     it does not, or the factorization fails, the caller takes the LU / pseudo-inverse path.
     """
-    n = A.shape[-1]
+    R, n = g.shape
     L, info = torch.linalg.cholesky_ex(A)
     eye = torch.eye(n, dtype=A.dtype, device=A.device).expand_as(A)
     L_inv = torch.linalg.solve_triangular(L, eye, upper=False)
-    # p = L^-T (L^-1 g): the two triangular solves of cholesky_solve, with L^-1 already at hand.
-    p = matvec(L_inv.transpose(-1, -2), matvec(L_inv, g))
     lower = 1.0 / (L_inv * L_inv).sum((-1, -2))
     upper = torch.diagonal(A, dim1=-2, dim2=-1).sum(-1)
     safe = (info == 0) & (lower > n * torch.finfo(A.dtype).eps * upper)
-    return p, safe & torch.isfinite(p).all(-1)
+    # A shared A (one matrix for every run) was factored once; its inverse factor serves all.
+    L_inv = L_inv.expand(R, n, n)
+    # p = L^-T (L^-1 g): the two triangular solves of cholesky_solve, with L^-1 already at hand.
+    p = matvec(L_inv.transpose(-1, -2), matvec(L_inv, g))
+    return p, safe.expand(R) & torch.isfinite(p).all(-1)
