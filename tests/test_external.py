@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from losses import rosenbrock
@@ -156,7 +157,7 @@ def test_user_batched_rule_runs_as_it_is():
     spec = optimizer_spec(Halved, {"lr": [1e-3]})
     res = run_cell(SUITE, PROBLEM, spec)
     ref = run_cell(SUITE, PROBLEM, optimizer_spec("sgd", {"lr": [1e-3]}))
-    assert res.runs["x_final"].tolist() == ref.runs["x_final"].tolist()
+    assert np.array_equal(np.stack(res.runs["x_final"]), np.stack(ref.runs["x_final"]))
 
 
 @pytest.mark.parametrize(

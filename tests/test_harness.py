@@ -181,6 +181,22 @@ def test_chunks_of_a_cell_merge_into_the_whole_cell():
     pd.testing.assert_frame_equal(merged.paths, whole.paths)
 
 
+def test_a_result_sent_between_processes_arrives_whole():
+    """A worker's result is pickled with each per-run array column packed as one 2-D array; the
+    receiver must get the same table back: columns in order, every array bit for bit."""
+    import pickle
+
+    res = run_cell(suite(steps=30, starts=5), ROSEN, OptimizerSpec("adam", {"lr": [1e-2, 1.0]}))
+    back = pickle.loads(pickle.dumps(res))
+    assert list(back.runs.columns) == list(res.runs.columns)
+    assert back.runs.dtypes.equals(res.runs.dtypes)
+    for col in res.runs.columns:
+        for u, v in zip(res.runs[col], back.runs[col], strict=True):
+            np.testing.assert_array_equal(np.asarray(u), np.asarray(v), err_msg=col)
+    pd.testing.assert_frame_equal(back.traces, res.traces)
+    assert back.meta == res.meta
+
+
 def test_per_optimizer_clipping_overrides_the_suite():
     from optzoo.config import parse
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -152,7 +153,7 @@ def test_runs_of_one_cell_stop_paying_when_each_is_solved():
     )
     suite = Suite(name="counts", problems=(), optimizers=(), steps=40, starts=6)
     runs = run_cell(suite, bowl, OptimizerSpec("sgd", {"lr": [0.5]})).runs
-    sq = torch.tensor(runs["x0"].tolist(), dtype=f64).pow(2).sum(-1)
+    sq = torch.as_tensor(np.stack(runs["x0"]), dtype=f64).pow(2).sum(-1)
     solved_at = [math.ceil(math.log(2e-8 / s) / math.log(0.25)) for s in sq.tolist()]
     assert len(set(solved_at)) > 1  # the runs stop at different steps
     assert runs["steps"].tolist() == solved_at

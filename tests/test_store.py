@@ -7,6 +7,7 @@ import os
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -84,6 +85,29 @@ def test_writers_round_trip_and_leave_no_temporary_file(tmp_path):
     # The mode open() would give (the umask's), not mkstemp's 0600.
     for p in ("a.json", "sub/t.md", "f.parquet"):
         assert (tmp_path / p).stat().st_mode & 0o777 == file_mode()
+
+
+def test_a_runs_table_of_numpy_rows_writes_the_parquet_of_lists(tmp_path):
+    """The harness hands the store per-run arrays as NumPy rows; the file must be the one the
+    same numbers give as Python lists (ints, floats, empty rows), and read back equal."""
+    rng = np.random.default_rng(0)
+    x, hits = rng.normal(size=(5, 3)), rng.integers(-1, 50, size=(5, 4))
+    eig = [list(r) for r in rng.normal(size=(5, 2))]
+    eig[1] = eig[3] = []
+    as_lists = pd.DataFrame({"x": x.tolist(), "hits": hits.tolist(), "eig": eig, "none": [[]] * 5})
+    as_rows = pd.DataFrame(
+        {
+            "x": list(x),
+            "hits": list(hits),
+            "eig": [np.array(e) if e else [] for e in eig],
+            "none": [[] for _ in range(5)],
+        }
+    )
+    write_frame(tmp_path / "a.parquet", as_lists)
+    write_frame(tmp_path / "b.parquet", as_rows)
+    assert (tmp_path / "a.parquet").read_bytes() == (tmp_path / "b.parquet").read_bytes()
+    back = pd.read_parquet(tmp_path / "b.parquet")
+    assert np.array_equal(np.stack(back["x"]), x) and np.array_equal(np.stack(back["hits"]), hits)
 
 
 def test_an_interrupted_write_keeps_the_old_file_whole(tmp_path):

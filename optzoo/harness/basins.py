@@ -70,7 +70,7 @@ def basin_labels(info: dict, runs: pd.DataFrame) -> list[str]:
     mins = np.asarray(info.get("minimizers") or np.zeros((0, 2)), float).reshape(-1, 2)
     sads = np.asarray(info.get("saddles") or np.zeros((0, 2)), float).reshape(-1, 2)
     n = len(runs)
-    x = np.asarray(runs["x_final"].tolist(), float).reshape(n, 2)
+    x = np.asarray(list(runs["x_final"]), float).reshape(n, 2)
     status = runs["status"].to_numpy(dtype=object)
     out = np.full(n, "other", dtype=object)
     if info.get("f_star") is None:

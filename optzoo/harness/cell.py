@@ -42,6 +42,37 @@ class CellResult:
     landscape: pd.DataFrame | None = None  # f on a grid over the box (2-D problems)
     basins: pd.DataFrame | None = None  # ends of a grid of starts at the chosen setting (2-D)
 
+    # The runs table's per-run arrays (x0, x_final, ...) are NumPy rows, one object each; a
+    # result sent from a worker process carries each such column as one 2-D array instead.
+    def __getstate__(self) -> dict:
+        runs, packed = _pack_rows(self.runs)
+        return {**self.__dict__, "runs": runs, "_packed": packed}
+
+    def __setstate__(self, state: dict) -> None:
+        state = dict(state)
+        runs, packed = state.pop("runs"), state.pop("_packed", {})
+        if packed:
+            runs = runs.copy(deep=False)
+            for name, (at, arr) in sorted(packed.items(), key=lambda kv: kv[1][0]):
+                runs.insert(at, name, list(arr))
+        self.__dict__.update({**state, "runs": runs})
+
+
+def _pack_rows(runs: pd.DataFrame | None) -> tuple[pd.DataFrame | None, dict]:
+    """``runs`` without its columns of equal-shaped NumPy rows, and those columns as
+    ``{name: (position, 2-D array)}``."""
+    packed: dict = {}
+    if runs is None or not len(runs):
+        return runs, packed
+    for at, name in enumerate(runs.columns):
+        vals = runs[name].to_numpy()
+        if vals.dtype != object or not isinstance(vals[0], np.ndarray):
+            continue
+        shape = vals[0].shape
+        if all(isinstance(v, np.ndarray) and v.shape == shape for v in vals):
+            packed[name] = (at, np.stack(vals))
+    return (runs.drop(columns=list(packed)) if packed else runs), packed
+
 
 def entry_suite(suite: Suite, ospec: OptimizerSpec) -> Suite:
     """The suite as one optimizer entry runs it: its own clipping, if it has any, replaces the
@@ -213,8 +244,7 @@ def _runs_frame(
     (ordered by run)."""
     # rows[run] = (hp_id, start_id, seed_id), converted once as a whole array.
     hp_id, start_id, seed_id = np.asarray(rows, dtype=np.int64).reshape(-1, 3)[recs["run"]].T
-    # Per combination, then indexed per run: no Python per run. tolist() turns a whole array
-    # into the records' lists of Python floats and ints at once.
+    # Per combination, then indexed per run: no Python per run.
     defaults = cls.defaults
     per_hp = pd.DataFrame(
         {
@@ -225,7 +255,10 @@ def _runs_frame(
             ],
         }
     ).iloc[hp_id]
-    eigenvalues = recs["eigenvalues"].tolist()
+    # Per-run arrays as NumPy rows of one array each: what the store writes from them is the
+    # same Parquet as from lists (tested), and reading it back gives NumPy rows again.
+    eig = recs["eigenvalues"]
+    eigenvalues = list(eig) if eig.shape[1] else [[] for _ in range(len(eig))]
     if not recs["has_eigenvalues"].all():
         eigenvalues = [
             e if h else [] for e, h in zip(eigenvalues, recs["has_eigenvalues"], strict=True)
@@ -242,11 +275,11 @@ def _runs_frame(
         "lr": per_hp["lr"].to_numpy(),
         "hp": per_hp["hp"].to_numpy(),
         "hp_default": per_hp["hp_default"].to_numpy(),
-        "x0": starts.to(torch.float64).numpy()[start_id].tolist(),
+        "x0": list(starts.to(torch.float64).numpy()[start_id]),
         "eigenvalues": eigenvalues,
     }
     for name in ("x_final", "steps_to", "evals_to"):  # one array per run
-        columns[name] = recs[name].tolist()
+        columns[name] = list(recs[name])
     for name in RUN_NAMES:
         if name not in columns:
             columns[name] = recs[name]
