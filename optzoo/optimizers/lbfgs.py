@@ -37,7 +37,9 @@ runs, so each run spends its own number of evaluations. Runs the harness has fro
 
 No Python loop runs over runs and no Python branch reads a run's values, with one exception:
 the early-exit test of a masked loop. The evaluation loop starts each pass with
-``if not running.any(): break``; the two masked loops of the two-loop recursion read the same
+``if not running.any(): break``, a step in which no run starts an iteration returns after its
+first evaluation, and a pass after which no run starts an iteration skips that start (with
+``max_iter = 1``, every pass); the two masked loops of the two-loop recursion read the same
 test once for all their passes, as the number of history ages any starting run holds. Such a
 host sync never changes a result, it only stops work once no run needs it. It is also why the
 ``torch.optim`` drop-in (R = 1) calls its closure exactly as often as torch.optim.LBFGS does.
@@ -209,6 +211,11 @@ class LBFGS(Optimizer):
         i64 = dict(dtype=torch.int64, device=x.device)
 
         f0, g0 = oracle.value_and_grad(x)
+        running = ~(g0.abs().amax(-1) <= hp["tolerance_grad"])
+        if oracle.active is not None:  # runs the harness has frozen need no work
+            running = running & oracle.active
+        if not running.any():  # early exit: no run starts an iteration, so none changes
+            return x, state._replace(func_evals=state.func_evals + 1), f0
         v = _Loop(
             **state._replace(
                 # In-place ring writes below must not reach the caller's state tensors.
@@ -230,9 +237,6 @@ class LBFGS(Optimizer):
             # torch gives the search what is left of max_eval.
             return search.start(go, v.t, v.loss, v.g, v.gtd, v.d, hp["max_eval"] - v.evals)
 
-        running = ~(g0.abs().amax(-1) <= hp["tolerance_grad"])
-        if oracle.active is not None:  # runs the harness has frozen need no work
-            running = running & oracle.active
         running = self._begin(running, v, hp)
         running = start_search(running) if wolfe else self._move(running, v, hp)
         while True:
@@ -256,11 +260,11 @@ class LBFGS(Optimizer):
                 v.put(running, loss=f_new, g=g_new, evals=v.evals + 1, func_evals=v.func_evals + 1)
                 ended = running
             go = ended & ~self._converged(v, hp)
+            running = (running & ~ended) if wolfe else go
+            if not go.any():  # early exit: a new iteration for no run changes nothing
+                continue
             go = self._begin(go, v, hp)
-            if wolfe:
-                running = (running & ~ended) | start_search(go)
-            else:
-                running = self._move(go, v, hp)
+            running = (running | start_search(go)) if wolfe else self._move(go, v, hp)
 
         return v.x, v.state(), f0
 
