@@ -219,9 +219,9 @@ class LBFGS(Optimizer):
         v = _Loop(
             **state._replace(
                 # In-place ring writes below must not reach the caller's state tensors.
-                old_dirs=state.old_dirs.clone(),
-                old_stps=state.old_stps.clone(),
-                ro=state.ro.clone(),
+                old_dirs=state.old_dirs.clone(memory_format=torch.contiguous_format),
+                old_stps=state.old_stps.clone(memory_format=torch.contiguous_format),
+                ro=state.ro.clone(memory_format=torch.contiguous_format),
                 func_evals=state.func_evals + 1,
             )._asdict(),
             x=x,
@@ -273,7 +273,9 @@ class LBFGS(Optimizer):
         """Start an iteration where ``go``: update the history, find d and t; returns the runs
         that go on (those whose directional derivative g.d is below -tolerance_change)."""
         m = self.hp["history_size"]
-        rows = torch.arange(go.shape[0], device=go.device)
+        R, n = v.g.shape
+        # Row r's slot k of the ring is row r * m + k of its (R m, d) view.
+        base = torch.arange(R, device=go.device) * m
         v.put(go, n_iter=v.n_iter + 1, n_local=v.n_local + 1)
         first = v.n_iter == 1
         v.put(go & first, start=0, count=0, H_diag=1.0)
@@ -283,27 +285,34 @@ class LBFGS(Optimizer):
         ys = _dot(y, s)
         accept = go & ~first & (ys > CURVATURE_MIN)
         full = v.count == m
-        slot = (v.start + v.count) % m  # the next free slot, or the oldest pair's when full
-        v.old_dirs[rows, slot] = torch.where(accept[:, None], y, v.old_dirs[rows, slot])
-        v.old_stps[rows, slot] = torch.where(accept[:, None], s, v.old_stps[rows, slot])
-        v.ro[rows, slot] = torch.where(accept, 1.0 / ys, v.ro[rows, slot])
+        # The next free slot, or the oldest pair's when full; written where ``accept``.
+        at_slot = base + (v.start + v.count) % m
+        pairs = (
+            (v.old_dirs, y, accept[:, None]),
+            (v.old_stps, s, accept[:, None]),
+            (v.ro, 1 / ys, accept),
+        )
+        for ring, new, mask in pairs:
+            flat = ring.view((R * m,) + ring.shape[2:])
+            flat.index_copy_(0, at_slot, torch.where(mask, new, flat.index_select(0, at_slot)))
         v.put(accept & full, start=(v.start + 1) % m)
         v.put(accept & ~full, count=v.count + 1)
         v.put(accept, H_diag=ys / _dot(y, y))
 
-        # Two-loop recursion over the pairs by age (0 = newest), gathered into age order once.
-        # A pair a run does not hold gets coefficient 0; its slot holds zeros (slots past
-        # ``count`` are never written), so adding 0 times it leaves q and r bit for bit.
-        ages = torch.arange(m, device=go.device)
-        held = (go & ~first)[:, None] & (ages < v.count[:, None])  # (R, m)
+        # Two-loop recursion over the pairs by age (0 = newest), gathered into age order once,
+        # age-major: (ages, R, d). A pair a run does not hold gets coefficient 0; its slot holds
+        # zeros (slots past ``count`` are never written), so adding 0 times it leaves q and r
+        # bit for bit.
+        live = go & ~first
         # The early-exit test of the two masked loops, read once: how many ages any run holds.
-        n_ages = int(held.any(0).sum())
-        order = ((v.start + v.count - 1)[:, None] - ages[:n_ages]) % m  # slot of each age
-        by_age = order[:, :, None].expand(-1, -1, v.g.shape[1])
-        stps = v.old_stps.gather(1, by_age).unbind(1)
-        dirs = v.old_dirs.gather(1, by_age).unbind(1)
-        ro = torch.where(held[:, :n_ages], v.ro.gather(1, order), 0.0)
-        neg_ro, ro = (-ro).unbind(1), ro.unbind(1)
+        n_ages = int(torch.where(live, v.count, 0).max()) if R else 0
+        ages = torch.arange(n_ages, device=go.device)[:, None]
+        held = live & (ages < v.count)  # (ages, R)
+        at_age = (base + (v.start + v.count - 1 - ages) % m).view(-1)  # slot of each age
+        stps = v.old_stps.view(R * m, n).index_select(0, at_age).view(n_ages, R, n)
+        dirs = v.old_dirs.view(R * m, n).index_select(0, at_age).view(n_ages, R, n)
+        ro = torch.where(held, v.ro.view(R * m).index_select(0, at_age).view(n_ages, R), 0.0)
+        neg_ro = -ro
         q = -v.g
         neg_alphas = []
         for a in range(n_ages):
