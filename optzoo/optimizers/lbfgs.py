@@ -138,6 +138,25 @@ def _dot(a: Tensor, b: Tensor) -> Tensor:
     return torch.linalg.vecdot(a, b)
 
 
+def _slots(ring: Tensor) -> Tensor:
+    """The ring ``(R, m, ...)`` as one element per slot, ``(R m, ...)``, for index_select and
+    index_copy_ (see :func:`_elements`)."""
+    return _elements(ring.view((ring.shape[0] * ring.shape[1],) + ring.shape[2:]))
+
+
+def _elements(rows: Tensor) -> Tensor:
+    """Real rows ``(k, 2)`` as ``(k,)`` complex numbers, which index_select and index_copy_ move
+    ~3x faster than rows (a copy either way: the same bits); other rows as they are."""
+    if rows.shape[1:] == (2,) and rows.dtype in (torch.float32, torch.float64):
+        return torch.view_as_complex(rows)
+    return rows
+
+
+def _real(t: Tensor) -> Tensor:
+    """:func:`_elements` back as real rows."""
+    return torch.view_as_real(t) if t.is_complex() else t
+
+
 class LBFGS(Optimizer):
     """Limited-memory BFGS with torch.optim.LBFGS's rule, per run, batched (see the module)."""
 
@@ -293,8 +312,9 @@ class LBFGS(Optimizer):
             (v.ro, 1 / ys, accept),
         )
         for ring, new, mask in pairs:
-            flat = ring.view((R * m,) + ring.shape[2:])
-            flat.index_copy_(0, at_slot, torch.where(mask, new, flat.index_select(0, at_slot)))
+            slots = _slots(ring)
+            keep = _real(slots.index_select(0, at_slot))
+            slots.index_copy_(0, at_slot, _elements(torch.where(mask, new, keep)))
         v.put(accept & full, start=(v.start + 1) % m)
         v.put(accept & ~full, count=v.count + 1)
         v.put(accept, H_diag=ys / _dot(y, y))
@@ -308,10 +328,12 @@ class LBFGS(Optimizer):
         n_ages = int(torch.where(live, v.count, 0).max()) if R else 0
         ages = torch.arange(n_ages, device=go.device)[:, None]
         held = live & (ages < v.count)  # (ages, R)
-        at_age = (base + (v.start + v.count - 1 - ages) % m).view(-1)  # slot of each age
-        stps = v.old_stps.view(R * m, n).index_select(0, at_age).view(n_ages, R, n)
-        dirs = v.old_dirs.view(R * m, n).index_select(0, at_age).view(n_ages, R, n)
-        ro = torch.where(held, v.ro.view(R * m).index_select(0, at_age).view(n_ages, R), 0.0)
+        newest = (v.start + v.count - 1) % m
+        at_age = base + newest - ages  # the slot of each age, (newest - age) mod m
+        at_age = torch.where(ages > newest, at_age + m, at_age).view(-1)
+        stps = _real(_slots(v.old_stps).index_select(0, at_age)).view(n_ages, R, n)
+        dirs = _real(_slots(v.old_dirs).index_select(0, at_age)).view(n_ages, R, n)
+        ro = torch.where(held, _slots(v.ro).index_select(0, at_age).view(n_ages, R), 0.0)
         neg_ro = -ro
         q = -v.g
         neg_alphas = []
