@@ -270,6 +270,30 @@ def test_batch_invariance(line_search_fn):
         assert int(n[0]) == int(evals[r])
 
 
+def test_two_long_dot_is_vecdots_bit_for_bit():
+    """For d = 2 the rule writes its row sums out (a 2-long reduction costs ~10x an elementwise
+    op); they must be torch's bits, signed zeros and NaN signs included, in any memory layout."""
+    gen = torch.Generator().manual_seed(0)
+    inf, nan = float("inf"), float("nan")
+    special = torch.tensor([0.0, -0.0, inf, -inf, nan, 5e-324, 1e308, -1.0], dtype=f64)
+    special = torch.cat([special, -special[4:5]])  # and a NaN with its sign bit set
+
+    def draw(n):
+        x = torch.randn(n, 2, generator=gen, dtype=f64)
+        x = x * (20 * torch.randn(n, 2, generator=gen, dtype=f64)).exp()
+        pick = torch.randint(0, 3, (n, 2), generator=gen) == 0
+        return torch.where(pick, special[torch.randint(0, len(special), (n, 2), generator=gen)], x)
+
+    def bits(t):
+        return t.contiguous().view(torch.int64)
+
+    for n in (1, 3, 7, 1000, 4099):
+        a, b = draw(n), draw(n)
+        for a_, b_ in ((a, b), (a.T.contiguous().T, b), (torch.stack([b, a], 1)[:, 1], b)):
+            assert torch.equal(bits(lbfgs._dot(a_, b_)), bits(torch.linalg.vecdot(a_, b_)))
+            assert torch.equal(bits(lbfgs._sum(a_.abs())), bits(a_.abs().sum(-1)))
+
+
 def test_frozen_runs_are_not_advanced():
     fn, x0, _ = PROBLEMS["quadratic"]
     problem = Problem(fn=fn, x0=x0)

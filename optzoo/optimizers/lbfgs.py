@@ -37,7 +37,9 @@ runs, so each run spends its own number of evaluations. Runs the harness has fro
 
 No Python loop runs over runs and no Python branch reads a run's values, with one exception:
 the early-exit test of a masked loop. The evaluation loop starts each pass with
-``if not running.any(): break``; the two masked loops of the two-loop recursion read the same
+``if not running.any(): break``, a step in which no run starts an iteration returns after its
+first evaluation, and a pass after which no run starts an iteration skips that start (with
+``max_iter = 1``, every pass); the two masked loops of the two-loop recursion read the same
 test once for all their passes, as the number of history ages any starting run holds. Such a
 host sync never changes a result, it only stops work once no run needs it. It is also why the
 ``torch.optim`` drop-in (R = 1) calls its closure exactly as often as torch.optim.LBFGS does.
@@ -118,9 +120,41 @@ class _Loop(Masked):
         return LBFGSState(*(getattr(self, k) for k in LBFGSState._fields))
 
 
+def _sum(p: Tensor) -> Tensor:
+    """Row sums ``(R, d) -> (R,)``: torch's ``sum(-1)``, bit for bit (see :func:`_dot`)."""
+    return p[..., 1] + p[..., 0] + 0.0 if p.shape[-1] == 2 else p.sum(-1)
+
+
 def _dot(a: Tensor, b: Tensor) -> Tensor:
-    """Row-wise dot products ``(R, d), (R, d) -> (R,)``; each row's sum does not depend on R."""
+    """Row-wise dot products ``(R, d), (R, d) -> (R,)``; each row's sum does not depend on R.
+
+    For d = 2 torch's reduction over the 2-long axis costs ~10x an elementwise op, so the sum
+    is written out as ``(p1 + p0) + 0.0`` over the products p: the bits of ``linalg.vecdot``
+    (whose sum starts from +0, so -0 + -0 gives +0), signed zeros and NaN signs included, in
+    every memory layout; tests/test_lbfgs.py checks it on zeros, infinities and NaNs.
+    """
+    if a.shape[-1] == 2 and b.shape[-1] == 2:
+        return _sum(a * b)
     return torch.linalg.vecdot(a, b)
+
+
+def _slots(ring: Tensor) -> Tensor:
+    """The ring ``(R, m, ...)`` as one element per slot, ``(R m, ...)``, for index_select and
+    index_copy_ (see :func:`_elements`)."""
+    return _elements(ring.view((ring.shape[0] * ring.shape[1],) + ring.shape[2:]))
+
+
+def _elements(rows: Tensor) -> Tensor:
+    """Real rows ``(k, 2)`` as ``(k,)`` complex numbers, which index_select and index_copy_ move
+    ~3x faster than rows (a copy either way: the same bits); other rows as they are."""
+    if rows.shape[1:] == (2,) and rows.dtype in (torch.float32, torch.float64):
+        return torch.view_as_complex(rows)
+    return rows
+
+
+def _real(t: Tensor) -> Tensor:
+    """:func:`_elements` back as real rows."""
+    return torch.view_as_real(t) if t.is_complex() else t
 
 
 class LBFGS(Optimizer):
@@ -196,12 +230,17 @@ class LBFGS(Optimizer):
         i64 = dict(dtype=torch.int64, device=x.device)
 
         f0, g0 = oracle.value_and_grad(x)
+        running = ~(g0.abs().amax(-1) <= hp["tolerance_grad"])
+        if oracle.active is not None:  # runs the harness has frozen need no work
+            running = running & oracle.active
+        if not running.any():  # early exit: no run starts an iteration, so none changes
+            return x, state._replace(func_evals=state.func_evals + 1), f0
         v = _Loop(
             **state._replace(
                 # In-place ring writes below must not reach the caller's state tensors.
-                old_dirs=state.old_dirs.clone(),
-                old_stps=state.old_stps.clone(),
-                ro=state.ro.clone(),
+                old_dirs=state.old_dirs.clone(memory_format=torch.contiguous_format),
+                old_stps=state.old_stps.clone(memory_format=torch.contiguous_format),
+                ro=state.ro.clone(memory_format=torch.contiguous_format),
                 func_evals=state.func_evals + 1,
             )._asdict(),
             x=x,
@@ -217,9 +256,6 @@ class LBFGS(Optimizer):
             # torch gives the search what is left of max_eval.
             return search.start(go, v.t, v.loss, v.g, v.gtd, v.d, hp["max_eval"] - v.evals)
 
-        running = ~(g0.abs().amax(-1) <= hp["tolerance_grad"])
-        if oracle.active is not None:  # runs the harness has frozen need no work
-            running = running & oracle.active
         running = self._begin(running, v, hp)
         running = start_search(running) if wolfe else self._move(running, v, hp)
         while True:
@@ -243,11 +279,11 @@ class LBFGS(Optimizer):
                 v.put(running, loss=f_new, g=g_new, evals=v.evals + 1, func_evals=v.func_evals + 1)
                 ended = running
             go = ended & ~self._converged(v, hp)
+            running = (running & ~ended) if wolfe else go
+            if not go.any():  # early exit: a new iteration for no run changes nothing
+                continue
             go = self._begin(go, v, hp)
-            if wolfe:
-                running = (running & ~ended) | start_search(go)
-            else:
-                running = self._move(go, v, hp)
+            running = (running | start_search(go)) if wolfe else self._move(go, v, hp)
 
         return v.x, v.state(), f0
 
@@ -256,7 +292,9 @@ class LBFGS(Optimizer):
         """Start an iteration where ``go``: update the history, find d and t; returns the runs
         that go on (those whose directional derivative g.d is below -tolerance_change)."""
         m = self.hp["history_size"]
-        rows = torch.arange(go.shape[0], device=go.device)
+        R, n = v.g.shape
+        # Row r's slot k of the ring is row r * m + k of its (R m, d) view.
+        base = torch.arange(R, device=go.device) * m
         v.put(go, n_iter=v.n_iter + 1, n_local=v.n_local + 1)
         first = v.n_iter == 1
         v.put(go & first, start=0, count=0, H_diag=1.0)
@@ -266,27 +304,37 @@ class LBFGS(Optimizer):
         ys = _dot(y, s)
         accept = go & ~first & (ys > CURVATURE_MIN)
         full = v.count == m
-        slot = (v.start + v.count) % m  # the next free slot, or the oldest pair's when full
-        v.old_dirs[rows, slot] = torch.where(accept[:, None], y, v.old_dirs[rows, slot])
-        v.old_stps[rows, slot] = torch.where(accept[:, None], s, v.old_stps[rows, slot])
-        v.ro[rows, slot] = torch.where(accept, 1.0 / ys, v.ro[rows, slot])
+        # The next free slot, or the oldest pair's when full; written where ``accept``.
+        at_slot = base + (v.start + v.count) % m
+        pairs = (
+            (v.old_dirs, y, accept[:, None]),
+            (v.old_stps, s, accept[:, None]),
+            (v.ro, 1 / ys, accept),
+        )
+        for ring, new, mask in pairs:
+            slots = _slots(ring)
+            keep = _real(slots.index_select(0, at_slot))
+            slots.index_copy_(0, at_slot, _elements(torch.where(mask, new, keep)))
         v.put(accept & full, start=(v.start + 1) % m)
         v.put(accept & ~full, count=v.count + 1)
         v.put(accept, H_diag=ys / _dot(y, y))
 
-        # Two-loop recursion over the pairs by age (0 = newest), gathered into age order once.
-        # A pair a run does not hold gets coefficient 0; its slot holds zeros (slots past
-        # ``count`` are never written), so adding 0 times it leaves q and r bit for bit.
-        ages = torch.arange(m, device=go.device)
-        held = (go & ~first)[:, None] & (ages < v.count[:, None])  # (R, m)
+        # Two-loop recursion over the pairs by age (0 = newest), gathered into age order once,
+        # age-major: (ages, R, d). A pair a run does not hold gets coefficient 0; its slot holds
+        # zeros (slots past ``count`` are never written), so adding 0 times it leaves q and r
+        # bit for bit.
+        live = go & ~first
         # The early-exit test of the two masked loops, read once: how many ages any run holds.
-        n_ages = int(held.any(0).sum())
-        order = ((v.start + v.count - 1)[:, None] - ages[:n_ages]) % m  # slot of each age
-        by_age = order[:, :, None].expand(-1, -1, v.g.shape[1])
-        stps = v.old_stps.gather(1, by_age).unbind(1)
-        dirs = v.old_dirs.gather(1, by_age).unbind(1)
-        ro = torch.where(held[:, :n_ages], v.ro.gather(1, order), 0.0)
-        neg_ro, ro = (-ro).unbind(1), ro.unbind(1)
+        n_ages = int(torch.where(live, v.count, 0).max()) if R else 0
+        ages = torch.arange(n_ages, device=go.device)[:, None]
+        held = live & (ages < v.count)  # (ages, R)
+        newest = (v.start + v.count - 1) % m
+        at_age = base + newest - ages  # the slot of each age, (newest - age) mod m
+        at_age = torch.where(ages > newest, at_age + m, at_age).view(-1)
+        stps = _real(_slots(v.old_stps).index_select(0, at_age)).view(n_ages, R, n)
+        dirs = _real(_slots(v.old_dirs).index_select(0, at_age)).view(n_ages, R, n)
+        ro = torch.where(held, _slots(v.ro).index_select(0, at_age).view(n_ages, R), 0.0)
+        neg_ro = -ro
         q = -v.g
         neg_alphas = []
         for a in range(n_ages):
@@ -298,7 +346,7 @@ class LBFGS(Optimizer):
             be = _dot(dirs[a], r) * ro[a]
             r.addcmul_((neg_alphas[a] + be).unsqueeze(1), stps[a], value=-1)
 
-        inv_l1 = 1.0 / v.g.abs().sum(-1)
+        inv_l1 = 1.0 / _sum(v.g.abs())
         t_first = torch.where(inv_l1 < 1.0, inv_l1, torch.ones_like(inv_l1)) * hp["lr"]
         v.put(
             go,

@@ -95,11 +95,12 @@ class StrongWolfe(Masked):
     Per run: ``t`` the pending trial (the result once ended), ``f0, g0, gtd0`` the start,
     ``phase`` 0 bracketing or 1 zoom, ``ls_iter`` trials so far, ``max_ls`` the budget,
     ``t_prev, f_prev, g_prev, gtd_prev`` the previous bracketing trial, and the bracket's two
-    ends ``bt, bf, bg, bgtd`` (``(R, 2)``, ``bg`` ``(R, 2, d)``) with ``low`` its lower one.
+    ends j = 0, 1: step ``btj``, value ``bfj``, gradient ``bgj`` and slope ``bgtdj`` (a tensor
+    each, read and written by where, not by index), with ``low`` (0 or 1) its lower one.
     """
 
     def __init__(self, x: Tensor, c1: Tensor | float = C1, c2: Tensor | float = C2) -> None:
-        R, n = x.shape
+        R = x.shape[0]
         zero = x.new_zeros(R)
         i64 = dict(dtype=torch.int64, device=x.device)
         no = torch.zeros(R, dtype=torch.bool, device=x.device)
@@ -118,10 +119,14 @@ class StrongWolfe(Masked):
             f_prev=zero,
             gtd_prev=zero,
             g_prev=torch.zeros_like(x),
-            bt=x.new_zeros(R, 2),
-            bf=x.new_zeros(R, 2),
-            bgtd=x.new_zeros(R, 2),
-            bg=x.new_zeros(R, 2, n),
+            bt0=zero,
+            bt1=zero,
+            bf0=zero,
+            bf1=zero,
+            bgtd0=zero,
+            bgtd1=zero,
+            bg0=torch.zeros_like(x),
+            bg1=torch.zeros_like(x),
             low=torch.zeros(R, **i64),
             f=zero,
             g=torch.zeros_like(x),
@@ -158,26 +163,22 @@ class StrongWolfe(Masked):
         Returns the runs whose search ended; for them ``t, f, g`` are the search's result and
         ``evals`` the evaluations it made. Bracketing and zoom as torch's ``_strong_wolfe``.
         """
-        R = running.shape[0]
-        rows = torch.arange(R, device=running.device)
-        slots = torch.arange(2, device=running.device)
         t = self.t
         armijo_fails = f_new > self.f0 + self.c1 * t * self.gtd0
         wolfe = gtd_new.abs() <= -self.c2 * self.gtd0
         zooming = running & (self.phase == 1)
 
         def put_at(mask: Tensor, pos: Tensor, bt, bf, bg, bgtd) -> None:
-            sel = (slots == pos[:, None]) & mask[:, None]
-            self.bt = torch.where(sel, bt[:, None], self.bt)
-            self.bf = torch.where(sel, bf[:, None], self.bf)
-            self.bgtd = torch.where(sel, bgtd[:, None], self.bgtd)
-            self.bg = torch.where(sel[:, :, None], bg[:, None, :], self.bg)
+            at0 = pos == 0
+            self.put(mask & at0, bt0=bt, bf0=bf, bg0=bg, bgtd0=bgtd)
+            self.put(mask & ~at0, bt1=bt, bf1=bf, bg1=bg, bgtd1=bgtd)
 
-        def at(b: Tensor, pos: Tensor) -> Tensor:
-            return b[rows, pos]
+        def at(name: str, pos: Tensor) -> Tensor:
+            b0, b1 = getattr(self, name + "0"), getattr(self, name + "1")
+            return torch.where((pos == 0).reshape(pos.shape + (1,) * (b0.ndim - 1)), b0, b1)
 
-        def lowest(bf: Tensor) -> Tensor:
-            return torch.where(bf[:, 0] <= bf[:, 1], 0, 1)
+        def lowest() -> Tensor:
+            return torch.where(self.bf0 <= self.bf1, 0, 1)
 
         # Bracketing: the first trial and each extrapolation.
         bracketing = running & (self.phase == 0)
@@ -199,12 +200,16 @@ class StrongWolfe(Masked):
         new_bracket = exhausted | found | bracketed
         self.put(
             new_bracket,
-            bt=torch.stack([b0_t, t], 1),
-            bf=torch.stack([b0_f, f_new], 1),
-            bg=torch.stack([b0_g, g_new], 1),
-            bgtd=torch.stack([b0_gtd, gtd_new], 1),
+            bt0=b0_t,
+            bt1=t,
+            bf0=b0_f,
+            bf1=f_new,
+            bg0=b0_g,
+            bg1=g_new,
+            bgtd0=b0_gtd,
+            bgtd1=gtd_new,
         )
-        self.put(new_bracket, low=lowest(self.bf))
+        self.put(new_bracket, low=lowest())
         self.put(found, done=True)
         self.put(bracketed, phase=1)
         lo, hi = t + 0.01 * (t - self.t_prev), t * 10
@@ -223,27 +228,23 @@ class StrongWolfe(Masked):
 
         # Zoom: fold the trial into the bracket [low, high].
         low, high = self.low, 1 - self.low
-        shrink = zooming & (armijo_fails | (f_new >= at(self.bf, low)))
+        shrink = zooming & (armijo_fails | (f_new >= at("bf", low)))
         put_at(shrink, high, t, f_new, g_new, gtd_new)
-        self.put(shrink, low=lowest(self.bf))
+        self.put(shrink, low=lowest())
         keep = zooming & ~shrink
         self.put(keep & wolfe, done=True)
-        flip = keep & ~wolfe & (gtd_new * (at(self.bt, high) - at(self.bt, low)) >= 0)
-        put_at(
-            flip, high, at(self.bt, low), at(self.bf, low), self.bg[rows, low], at(self.bgtd, low)
-        )
+        flip = keep & ~wolfe & (gtd_new * (at("bt", high) - at("bt", low)) >= 0)
+        put_at(flip, high, at("bt", low), at("bf", low), at("bg", low), at("bgtd", low))
         put_at(keep, low, t, f_new, g_new, gtd_new)
 
         # Zoom loop head, for runs zooming and runs that just bracketed.
         in_zoom = zooming | bracketed
-        b0, b1 = self.bt[:, 0], self.bt[:, 1]
+        b0, b1 = self.bt0, self.bt1
         narrow = (b1 - b0).abs() * self.d_norm < LS_TOLERANCE
         stop = in_zoom & (self.done | (self.ls_iter >= self.max_ls) | narrow)
         cont = in_zoom & ~stop
         lo, hi = torch.where(b0 <= b1, b0, b1), torch.where(b0 <= b1, b1, b0)
-        t_try = cubic_interpolate(
-            b0, self.bf[:, 0], self.bgtd[:, 0], b1, self.bf[:, 1], self.bgtd[:, 1], lo, hi
-        )
+        t_try = cubic_interpolate(b0, self.bf0, self.bgtd0, b1, self.bf1, self.bgtd1, lo, hi)
         # Safeguard (torch): a trial within 10% of the bracket's ends twice in a row, or on or
         # past an end, is moved 10% of the bracket's width inside.
         b_max, b_min = py_max(b0, b1), py_min(b0, b1)
@@ -262,9 +263,9 @@ class StrongWolfe(Masked):
         ended = exhausted | found | stop
         self.put(
             ended,
-            t=at(self.bt, self.low),
-            f=at(self.bf, self.low),
-            g=self.bg[rows, self.low],
+            t=at("bt", self.low),
+            f=at("bf", self.low),
+            g=at("bg", self.low),
             evals=self.ls_iter + 1,
         )
         return ended
