@@ -130,8 +130,9 @@ def _dot(a: Tensor, b: Tensor) -> Tensor:
 
     For d = 2 torch's reduction over the 2-long axis costs ~10x an elementwise op, so the sum
     is written out as ``(p1 + p0) + 0.0`` over the products p: the bits of ``linalg.vecdot``
-    (whose sum starts from +0, so -0 + -0 gives +0), signed zeros and NaN signs included, in
-    every memory layout; tests/test_lbfgs.py checks it on zeros, infinities and NaNs.
+    (whose sum starts from +0, so -0 + -0 gives +0), signed zeros included, in every memory
+    layout; tests/test_lbfgs.py checks it on zeros, infinities and NaNs. (Only a NaN's sign can
+    depend on the order of the two terms; this order gives this build's.)
     """
     if a.shape[-1] == 2 and b.shape[-1] == 2:
         return _sum(a * b)
