@@ -86,7 +86,7 @@ FULL = {
     "fused_K": (1, 10),
     "lbfgs_R": 10_000,
     "lbfgs_steps": 100,
-    "lbfgs_reps": 1,
+    "lbfgs_reps": 3,
     "scipy_sample": 50,
 }
 TINY = {
@@ -455,34 +455,39 @@ PROFILE_NOTES = """Where the time goes, for the targets not met, and what was tr
 
 - **Adam, the bare step and the harness against JAX.** JAX compiles the whole step loop into one
   fused XLA program: one pass over memory per step at large R, no dispatch at small R. optzoo's
-  eager step is about 40 torch ops, and the harness adds about 116 bookkeeping ops (finiteness
-  and stop tests, target ladder, best f, traces, paths; py-spy in issue 20: the step is 27% of
-  the harness's time at R = 1e4). At R = 1e2 each op costs its dispatch, 1-3 us; at R >= 1e4
-  each is a full pass over the (R, d) arrays where XLA makes one.
-- **The harness beyond its steps** (cProfile of `run_cell`, Adam, one thread, on the loaded
-  machine). At R = 1e5 (20 steps) the step loop is 15% of the harness's time and the records
-  most of the rest: turning the (R, 51) first-hit arrays and the points into the per-run lists
-  that the runs table holds (`ndarray.tolist`, one Python object per entry) is 40% (30% at
-  R = 1e4, 100 steps). The store, the readers and the pickled results of the executors expect
-  those lists (a list of NumPy rows pickles 6x slower), so they are kept. The 100-D quadratic's
-  harness is over 90% end-point classification: one Hessian (100 double-backward passes) and
-  `eigh` per run. Removed, the stored numbers unchanged (quick suite: every cell's parquet
-  byte-identical): a `json.dumps` per run for the flag-group key (~1 s at R = 1e5); the
-  concatenation, reordering and sort of a single batch's records, traces and paths, already in
-  order; the step cosine's dot product as a reduction over 2-long rows (4-10x an elementwise
-  pass; now one add, the same bits); and in the end-point classification a second Hessian and
-  an SVD per run for a drift bound that only critical points read and that is exactly 0 on a
-  quadratic. Measured against the previous harness (medians of 5 interleaved repetitions):
-  1.4x faster on 2-D Rosenbrock at R = 1e4 and 1e5, 1.6x on the 100-D quadratic at R = 1e3.
+  eager step is 41 torch ops, and the harness's step 136 (torch.profiler, top-level ops, Adam
+  at R = 1e2): about 95 of bookkeeping (finiteness and stop tests, target ladder, best f, step
+  statistics, traces, paths). At R = 1e2 each op costs its dispatch, several us on this
+  machine: about 1 ms per harness step for 100 runs, where JAX takes 3 us. At R >= 1e4 each op
+  is a full pass over the (R, d) arrays where XLA makes one.
+- **The harness beyond its steps** (cProfile of `run_cell`, Adam, one thread). A run's records
+  cost about the same whatever its number of steps, so at R = 1e5 with 20 steps they dominate:
+  of about 2.0 s, the step loop is 0.6 s (the optimizer's steps 0.16 s of it), the first hits
+  of the 51 targets 0.32 s, the end-point classification 0.25 s (a batched 2 x 2 `eigh`,
+  0.13 s), the traces 0.31 s and building the runs table 0.3 s. Removed, every stored number
+  unchanged (quick suite: every cell's Parquet file byte-identical; the default suite checked
+  with `optzoo.report.diff`):
+  - the runs table's per-run arrays (start, end point, first hits, spectrum) are NumPy rows of
+    one array each, no longer Python lists made by `ndarray.tolist` (48% of `run_cell` at
+    R = 1e5). The store writes the same Parquet bytes from them (tested), and a worker
+    process's result is pickled with each such column packed as one 2-D array: build, pickle
+    and unpickle at R = 1e5 went from 4.5 s to 1.3 s;
+  - a quadratic's end points are classified from one Hessian and one `eigh` instead of one per
+    run: its Hessian, and autograd's, is the same matrix at every point (tested bit for bit
+    against the per-run path). On the 100-D quadratic this was over 90% of the harness: the
+    harness went from 103x JAX's time to about 12x;
+  - earlier: a `json.dumps` per run, the re-sort of a single batch's frames, a 2-long reduction
+    per step for the step cosine, and a second Hessian and an SVD per end point that only
+    critical points read.
 - **Tried: the fused step** (`optzoo.fused.fused_steps`, the "fused K=" columns): the rule plus
   the problem's gradient, K steps per call, compiled by torch.compile (inductor, C++ on CPU).
   - Where it pays: at small R, where dispatch dominates: at R = 1e2 a K = 10 call replaces
-    ~400 dispatches with one, 5-13x the bare step over five runs of this benchmark, which puts
+    ~400 dispatches with one, 5-13x the bare step over the runs of this benchmark, which puts
     it at 1/9-1/32 of JAX: short of the R = 1e2 target for the fused step, far for the harness.
-    At R >= 1e4 it does not pay: 0.4-1.4x the bare step over the five runs (K = 10; the
-    quieter the machine, the lower), the 100-D quadratic 0.9-1.5x. K = 1 loses nearly
-    everywhere: each call converts x and the state to the layout below and back (six extra
-    passes per step) and pays the compiled graph's entry (guards, ~0.1 ms).
+    At R >= 1e4 it does not pay: 0.4-1.4x the bare step (K = 10; the quieter the machine, the
+    lower), the 100-D quadratic 0.9-1.5x. K = 1 loses nearly everywhere: each call converts x
+    and the state to the layout below and back (six extra passes per step) and pays the
+    compiled graph's entry (guards, ~0.1 ms).
   - Why not more at large R (inductor's generated C++, read from `TORCH_LOGS=output_code`): the
     Rosenbrock gradient's slices and zero-pads (`x[:, :-1]`, `x[:, 1:]`, `pad`) make inductor
     vectorise over d = 2 with masked two-element vectors and scalar gathers, and inline the
@@ -500,33 +505,38 @@ PROFILE_NOTES = """Where the time goes, for the targets not met, and what was tr
     last bits after 100 steps, final iterates agree to ~1e-14 ("x diff fused"). Batch
     invariant when padded as the harness pads (tests/test_fused.py: a run alone and at any
     position of a padded batch, bit for bit). So it is an opt-in, not the harness's default.
-  - Compile time ("fused compile s", the slower K's first call): 5-25 s per (rule, problem, K,
-    batch shape) on this loaded machine, up to 2 minutes for the first compile of a process or
-    on a cold inductor cache; a suite cell would pay it once per shape.
-  - Not done: the harness's bookkeeping inside the compiled loop (harness.py is being
-    restructured; the hook for it is `fused_steps(opt, problem, x, state, K, lr_scale) ->
-    (x, state, f (K, R), grad)`).
+  - Compile time ("fused compile s", the slower K's first call): 1-25 s per (rule, problem, K,
+    batch shape), up to 2 minutes for the first compile of a process or on a cold inductor
+    cache; a suite cell would pay it once per shape.
+  - Not done: the harness's bookkeeping inside the compiled loop (the hook for it is
+    `fused_steps(opt, problem, x, state, K, lr_scale) -> (x, state, f (K, R), grad)`; the
+    bookkeeping is `optzoo/harness/loop.py`). It would have to reproduce the eager records bit
+    for bit, which the compiled rule itself does not.
 - **The 100-D rotated quadratic.** x Q is one small GEMM per point (`bmm` of (1, d) rows by a
   broadcast Q), batch invariant to the bit (tested). The gap is BLAS-2 against BLAS-3: JAX's
   `x @ Q` is one GEMM over all runs, which blocks over the runs and so rounds a run differently
-  in different batches. Compiling does not change that (the bmm stays an extern call). The
-  harness column also pays the end-point classification (a Hessian and `eigh` per run).
-- **L-BFGS** (the suite's settings reach |g| <= 1e-7 on every run). Speed: 0.42x to 1.03x
-  jaxopt's runs/s over five runs of this benchmark on the loaded machine (one repetition each:
-  L-BFGS is the slowest part), so the speed target is at best at the edge.
-  torch.profiler, harness at R = 1e4, 30 steps, self CPU time by op: `where` 16% (16,205 calls:
-  every `Masked.put` is a where over every run), `index` 10% (gathers `b[rows, pos]` of the
-  line search's bracket and the ring-buffer reads `old_dirs[rows, slot]`), `sum` 9% (the row
-  dot products, `linalg.vecdot` over d = 2: a reduction over a 2-long inner axis costs ~10x an
-  elementwise op), `any` 9% (the host sync of each line-search pass and the `held.any(0)` of
-  the two-loop recursion), `copy_` 8% (cloning the (R, m, d) ring buffers every step before
-  writing them in place), `mul` 7%, `gather` 5%, `index_put_` 4%. The search runs as many
-  passes as its slowest run needs, over every run, with a host sync per pass; jaxopt's vmapped
-  while-loop has no syncs. Tried: the ring-buffer writes as a where over a one-hot
-  slot mask (no clone, no index_put): the same bits, but 1.4x slower at R = 1e4, as the where
-  runs over all (R, m, d) at every iteration start; reverted. Candidates, not done here (another
-  change is reworking lbfgs.py's state): the bracket as two (R,) slots instead of gathers, and
-  fewer host syncs (a pass count read every few passes)."""
+  in different batches. Compiling does not change that (the bmm stays an extern call).
+- **Met this round: Newton on the 100-D quadratic** (18.9x JAX's time before, 2.4-26.5x over
+  earlier runs). A quadratic's analytic Hessian is one matrix viewed by every run; Newton now
+  factors it once (Cholesky, and the inverse factor) when the damping is one value for all
+  runs, and applies it per run. Identical matrices give identical factors, so no run's numbers
+  change (tested against the same matrix copied per run: definite, indefinite and singular,
+  every variant). What is left per step is the gradient (a bmm per point) and two matrix-vector
+  products per run. On 2-D Rosenbrock, where each run has its own Hessian, Newton stays at
+  3-18x JAX's time (not a target).
+- **Met this round: L-BFGS** (1.3x jaxopt's runs/s in this run's medians; 0.42-1.03x before).
+  Every number unchanged (the quick suite's Parquet files byte-identical; L-BFGS, BFGS and DFP
+  compared bit for bit before and after on seven problems and a dozen settings). The changes:
+  2-long row sums and dot products written out as `(p1 + p0) + 0.0` instead of a reduction
+  over a 2-long axis (the same bits, tested, NaN signs aside); an iteration's start skipped in
+  a pass where no run starts one (every pass with the suite's `max_iter = 1`) and a step
+  returned after its first evaluation where no run iterates (once runs have converged); ring
+  buffer reads and writes by `index_select`/`index_copy_` on a flat view, a 2-long row moved
+  as one complex element (a copy either way); the line search's bracket as one tensor per end
+  instead of `b[rows, pos]` gathers. Where its time goes now (cProfile, R = 1e4, 100 steps):
+  the iteration start 43% (history gathers, the per-step copy of the (R, 10, 2) ring buffers
+  that keeps the caller's state intact, the two-loop recursion), the line search's passes 30%,
+  `where` over every run 20%."""
 
 
 if __name__ == "__main__":

@@ -530,10 +530,14 @@ NumPy's, and strided slices of (R, 2) iterates (Rosenbrock's x[:, :-1], x[:, 1:]
 that broadcasts a per-run (R, 1) column over d = 2 costs 3-4x a same-shape op in both libraries,
 so per-run learning rates cost as much as the moments (table (d)). The harness adds its
 bookkeeping to every step: first-hit ladder, best f, traces, paths, path length and largest step
-(two row norms), stop tests; that is another ~40 ops over (R,) vectors, 2-7x the bare step at
-R >= 1e5. (c): the quick suite's cells are about 15 s of work shared by two worker processes;
-start-up (importing torch) takes ~2.5 s, and the report is matplotlib drawing every figure twice
-(PNG and SVG), mostly text layout and constrained layout, in two processes."""
+(two row norms), stop tests; about 95 more ops (torch.profiler: 136 top-level ops per harness
+step against 41 for the bare step), 2-7x the bare step at R >= 1e5. (c): the default suite's
+size is set by issue 16's protocol (31 reported starts and held-out tuning starts per setting,
+grids widened past a best value at their edge; about 117,000 runs), which came after the 180 s
+target; most of its time is many cells of a few hundred runs each, where every step costs its
+ops' dispatch (benchmarks/peers.py, R = 1e2). The quick suite's cells are shared by two worker
+processes; start-up (importing torch) takes ~2.5 s, and the report draws every figure once (PNG)
+in two processes."""
 
 
 def verdicts(a: pd.DataFrame, b: pd.DataFrame, c: pd.DataFrame | None) -> pd.DataFrame:
