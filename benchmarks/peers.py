@@ -475,7 +475,7 @@ PROFILE_NOTES = """Where the time goes, for the targets not met, and what was tr
   - a quadratic's end points are classified from one Hessian and one `eigh` instead of one per
     run: its Hessian, and autograd's, is the same matrix at every point (tested bit for bit
     against the per-run path). On the 100-D quadratic this was over 90% of the harness: the
-    harness went from 103x JAX's time to about 12x;
+    harness went from 103x JAX's time to 9-12x;
   - earlier: a `json.dumps` per run, the re-sort of a single batch's frames, a 2-long reduction
     per step for the step cosine, and a second Hessian and an SVD per end point that only
     critical points read.
@@ -524,9 +524,10 @@ PROFILE_NOTES = """Where the time goes, for the targets not met, and what was tr
   every variant). What is left per step is the gradient (a bmm per point) and two matrix-vector
   products per run. On 2-D Rosenbrock, where each run has its own Hessian, Newton stays at
   3-18x JAX's time (not a target).
-- **Met this round: L-BFGS** (1.3x jaxopt's runs/s in this run's medians; 0.42-1.03x before).
-  Every number unchanged (the quick suite's Parquet files byte-identical; L-BFGS, BFGS and DFP
-  compared bit for bit before and after on seven problems and a dozen settings). The changes:
+- **Met this round: L-BFGS** (1.30-1.38x jaxopt's runs/s over this round's runs; 0.42-1.03x
+  before). Every number unchanged (the quick suite's Parquet files byte-identical; L-BFGS, BFGS
+  and DFP compared bit for bit before and after on seven problems and a dozen settings). The
+  changes:
   2-long row sums and dot products written out as `(p1 + p0) + 0.0` instead of a reduction
   over a 2-long axis (the same bits, tested, NaN signs aside); an iteration's start skipped in
   a pass where no run starts one (every pass with the suite's `max_iter = 1`) and a step
