@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import matplotlib
 import numpy as np
@@ -198,3 +199,16 @@ def test_a_cell_split_into_chunks_gets_the_basin_map_of_the_whole_cell():
     merged = add_basin_map(suite, p, ospec, None, merge_chunks(chunks))
     assert len(whole.basins) == 36
     pd.testing.assert_frame_equal(merged.basins, whole.basins)
+
+
+def test_an_end_point_beyond_the_float_range_is_labelled_quietly():
+    """A run that ran off to 1e300 is far from every minimizer and saddle: labelled, no warning
+    (the suite's command printed numpy's overflow warning for such runs)."""
+    info = {"bounds": [[-2, -2], [2, 2]], "minimizers": [[1, 1]], "saddles": [[0, 0]], "f_star": 0}
+    ends = [[1e300, -1e300], [1.0, 1.0], [0.0, 0.0], [math.nan, 1.0]]
+    runs = pd.DataFrame(
+        {"x_final": [np.array(e) for e in ends], "status": ["budget", "solved", "budget", "x"]}
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert basin_labels(info, runs) == ["other", "min 1", "saddle", "diverged"]

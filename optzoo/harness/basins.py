@@ -75,14 +75,16 @@ def basin_labels(info: dict, runs: pd.DataFrame) -> list[str]:
     out = np.full(n, "other", dtype=object)
     if info.get("f_star") is None:
         out[status == "solved"] = "escaped"
-    if len(sads):
-        near = (np.linalg.norm(x[:, None, :] - sads[None], axis=-1) <= radius).any(axis=1)
-        out[near] = "saddle"
-    if len(mins):
-        d = np.linalg.norm(x[:, None, :] - mins[None], axis=-1)
-        k = np.argmin(d, axis=1)
-        near = d[np.arange(n), k] <= radius
-        out[near] = np.array([f"min {j + 1}" for j in range(len(mins))], dtype=object)[k[near]]
+    # An end point out at 1e200 is infinitely far from every point of interest: say nothing.
+    with np.errstate(over="ignore", invalid="ignore"):
+        if len(sads):
+            near = (np.linalg.norm(x[:, None, :] - sads[None], axis=-1) <= radius).any(axis=1)
+            out[near] = "saddle"
+        if len(mins):
+            d = np.linalg.norm(x[:, None, :] - mins[None], axis=-1)
+            k = np.argmin(d, axis=1)
+            near = d[np.arange(n), k] <= radius
+            out[near] = np.array([f"min {j + 1}" for j in range(len(mins))], dtype=object)[k[near]]
     out[(status == "diverged") | ~np.isfinite(x).all(axis=1)] = "diverged"
     return out.tolist()
 
