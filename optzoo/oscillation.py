@@ -23,6 +23,8 @@ import math
 import torch
 from torch import Tensor
 
+from optzoo.linalg import row_sum
+
 
 def step_cosine(
     s: Tensor, prev: Tensor, norm: Tensor | None = None, prev_norm: Tensor | None = None
@@ -38,21 +40,8 @@ def step_cosine(
     if prev_norm is None:
         prev_norm = torch.linalg.vector_norm(prev, dim=-1)
     defined = (norm > 0) & (prev_norm > 0)
-    cos = _row_dot(s, prev) / (norm * prev_norm).clamp(min=1e-300)
+    cos = row_sum(s * prev) / (norm * prev_norm).clamp(min=1e-300)
     return torch.where(defined, cos, 0.0), defined
-
-
-def _row_dot(a: Tensor, b: Tensor) -> Tensor:
-    """``(a * b).sum(-1)``, bit for bit; for rows of two without the reduction.
-
-    torch's sum starts its accumulators at +0, so any order in which it adds the two products
-    gives fl(p0 + p1), except that -0 comes out +0; ``+ 0.0`` does the same. A reduction over a
-    2-long row costs about four elementwise passes on CPU.
-    """
-    p = a * b
-    if p.shape[-1] == 2:
-        return (p[..., 0] + p[..., 1]).add_(0.0)
-    return p.sum(-1)
 
 
 class StepCosine:

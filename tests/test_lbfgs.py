@@ -27,6 +27,7 @@ from losses import mlp, rosenbrock, rotated_quadratic
 
 from optzoo import optimizers
 from optzoo.errors import ConfigError
+from optzoo.linalg import row_sum
 from optzoo.optim import second_order
 from optzoo.optimizers import lbfgs
 from optzoo.problems import Oracle, Problem
@@ -297,7 +298,7 @@ def test_two_long_dot_is_vecdots_bit_for_bit():
         a, b = draw(n), draw(n)
         for a_, b_ in ((a, b), (a.T.contiguous().T, b), (torch.stack([b, a], 1)[:, 1], b)):
             assert same(lbfgs._dot(a_, b_), torch.linalg.vecdot(a_, b_))
-            assert same(lbfgs._sum(a_.abs()), a_.abs().sum(-1))
+            assert same(row_sum(a_.abs()), a_.abs().sum(-1))
 
 
 def test_frozen_runs_are_not_advanced():

@@ -66,6 +66,7 @@ import torch
 from torch import Tensor
 
 from optzoo.errors import ConfigError
+from optzoo.linalg import row_sum
 from optzoo.optimizers.base import Hyper, Optimizer
 from optzoo.optimizers.linesearch import Masked, StrongWolfe
 from optzoo.oracle import CountedOracle
@@ -120,22 +121,16 @@ class _Loop(Masked):
         return LBFGSState(*(getattr(self, k) for k in LBFGSState._fields))
 
 
-def _sum(p: Tensor) -> Tensor:
-    """Row sums ``(R, d) -> (R,)``: torch's ``sum(-1)``, bit for bit (see :func:`_dot`)."""
-    return p[..., 1] + p[..., 0] + 0.0 if p.shape[-1] == 2 else p.sum(-1)
-
-
 def _dot(a: Tensor, b: Tensor) -> Tensor:
     """Row-wise dot products ``(R, d), (R, d) -> (R,)``; each row's sum does not depend on R.
 
-    For d = 2 torch's reduction over the 2-long axis costs ~10x an elementwise op, so the sum
-    is written out as ``(p1 + p0) + 0.0`` over the products p: the bits of ``linalg.vecdot``
-    (whose sum starts from +0, so -0 + -0 gives +0), signed zeros included, in every memory
-    layout; tests/test_lbfgs.py checks it on zeros, infinities and NaNs. (Only a NaN's sign can
-    depend on the order of the two terms; this order gives this build's.)
+    For d = 2 the products' sum is :func:`optzoo.linalg.row_sum`, without a reduction over the
+    2-long axis: the bits of ``linalg.vecdot`` (whose sum starts from +0, so -0 + -0 gives +0),
+    signed zeros included, in every memory layout; tests/test_lbfgs.py checks it on zeros,
+    infinities and NaNs.
     """
     if a.shape[-1] == 2 and b.shape[-1] == 2:
-        return _sum(a * b)
+        return row_sum(a * b)
     return torch.linalg.vecdot(a, b)
 
 
@@ -347,7 +342,7 @@ class LBFGS(Optimizer):
             be = _dot(dirs[a], r) * ro[a]
             r.addcmul_((neg_alphas[a] + be).unsqueeze(1), stps[a], value=-1)
 
-        inv_l1 = 1.0 / _sum(v.g.abs())
+        inv_l1 = 1.0 / row_sum(v.g.abs())
         t_first = torch.where(inv_l1 < 1.0, inv_l1, torch.ones_like(inv_l1)) * hp["lr"]
         v.put(
             go,
